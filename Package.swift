@@ -1,0 +1,38 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "plex-livetv-authz",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "plex-livetv-authz", targets: ["plex-livetv-authz"]),
+        .library(name: "LiveTVAuthzCore", targets: ["LiveTVAuthzCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+    ],
+    targets: [
+        // Pure decision logic: no NIO, no Foundation, no I/O. Time comes in as a parameter.
+        .target(
+            name: "LiveTVAuthzCore",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+        ),
+        // Runtime: validation, state, audit sink, configuration. Foundation is fine here, NIO is not needed yet.
+        .target(
+            name: "LiveTVAuthz",
+            dependencies: ["LiveTVAuthzCore"]
+        ),
+        .executableTarget(
+            name: "plex-livetv-authz",
+            dependencies: [
+                "LiveTVAuthzCore",
+                "LiveTVAuthz",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "LiveTVAuthzCoreTests", dependencies: ["LiveTVAuthzCore"]),
+        .testTarget(name: "LiveTVAuthzTests", dependencies: ["LiveTVAuthz", "LiveTVAuthzCore"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,161 @@
+// Byte-level helpers shared by the classifier. Everything here works on raw UTF-8 bytes on purpose:
+// Foundation's URL types normalise, and the whole point of the core is to judge exactly the bytes Plex
+// will receive.
+
+@usableFromInline
+enum ASCII {
+    @inlinable
+    static func lower(_ byte: UInt8) -> UInt8 {
+        (byte >= 0x41 && byte <= 0x5A) ? byte | 0x20 : byte
+    }
+
+    @inlinable
+    static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case 0x30...0x39: return byte - 0x30
+        case 0x41...0x46: return byte - 0x41 + 10
+        case 0x61...0x66: return byte - 0x61 + 10
+        default: return nil
+        }
+    }
+
+    /// Space, tab, CR, LF, vertical tab and form feed: what "trimmed" means throughout the rules.
+    @inlinable
+    static func isWhitespace(_ byte: UInt8) -> Bool {
+        byte == 0x20 || (byte >= 0x09 && byte <= 0x0D)
+    }
+
+    /// C0 controls and DEL.
+    @inlinable
+    static func isControl(_ byte: UInt8) -> Bool {
+        byte < 0x20 || byte == 0x7F
+    }
+
+    static let hexDigits: [UInt8] = Array("0123456789ABCDEF".utf8)
+}
+
+extension Collection where Element == UInt8 {
+    /// ASCII case-insensitive equality against an already lower-cased literal.
+    @inlinable
+    func equalsLowercased(_ lowercased: some Collection<UInt8>) -> Bool {
+        guard count == lowercased.count else { return false }
+        return zip(self, lowercased).allSatisfy { ASCII.lower($0) == $1 }
+    }
+
+    /// ASCII case-insensitive prefix test against an already lower-cased literal.
+    @inlinable
+    func hasPrefixLowercased(_ lowercased: some Collection<UInt8>) -> Bool {
+        guard count >= lowercased.count else { return false }
+        return zip(self, lowercased).allSatisfy { ASCII.lower($0) == $1 }
+    }
+
+    /// Case-sensitive byte prefix test.
+    @inlinable
+    func hasBytePrefix(_ prefix: some Collection<UInt8>) -> Bool {
+        guard count >= prefix.count else { return false }
+        return zip(self, prefix).allSatisfy { $0 == $1 }
+    }
+
+    /// ASCII case-insensitive substring search against an already lower-cased needle.
+    func containsLowercased(_ needle: [UInt8]) -> Bool {
+        let haystack = Array(self)
+        guard needle.count <= haystack.count, let first = needle.first else { return needle.isEmpty }
+        var index = 0
+        while index + needle.count <= haystack.count {
+            if ASCII.lower(haystack[index]) == first {
+                var matched = true
+                for offset in 1..<needle.count where ASCII.lower(haystack[index + offset]) != needle[offset] {
+                    matched = false
+                    break
+                }
+                if matched { return true }
+            }
+            index += 1
+        }
+        return false
+    }
+}
+
+extension ArraySlice where Element == UInt8 {
+    /// Fast trim for array slices (random access).
+    func trimmedBytes() -> ArraySlice<UInt8> {
+        var start = startIndex
+        var end = endIndex
+        while start < end, ASCII.isWhitespace(self[start]) { start += 1 }
+        while end > start, ASCII.isWhitespace(self[end - 1]) { end -= 1 }
+        return self[start..<end]
+    }
+}
+
+/// Percent-decoding as the rules define it.
+@usableFromInline
+enum PercentDecoding {
+    /// `path` keeps `+`; `form` turns `+` into a space (query and form-body values).
+    @usableFromInline
+    enum Style: Sendable { case path, form }
+
+    /// Whether a decoding round could change the bytes at all.
+    @inlinable
+    static func mayChange(_ input: some Collection<UInt8>, style: Style) -> Bool {
+        input.contains { $0 == 0x25 || (style == .form && $0 == 0x2B) }
+    }
+
+    /// One decoding round. `nil` when the input holds a malformed escape (`%zz`, a lone `%`).
+    static func decodeOnce(_ input: some Collection<UInt8>, style: Style) -> [UInt8]? {
+        let bytes = Array(input)
+        var output: [UInt8] = []
+        output.reserveCapacity(bytes.count)
+        var index = 0
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == 0x25 {
+                guard index + 2 < bytes.count, let high = ASCII.hexValue(bytes[index + 1]), let low = ASCII.hexValue(bytes[index + 2])
+                else { return nil }
+                output.append(high << 4 | low)
+                index += 3
+            } else if byte == 0x2B, style == .form {
+                output.append(0x20)
+                index += 1
+            } else {
+                output.append(byte)
+                index += 1
+            }
+        }
+        return output
+    }
+
+    /// Whether the bytes hold a malformed escape.
+    static func hasMalformedEscape(_ bytes: some Collection<UInt8>) -> Bool {
+        let array = Array(bytes)
+        var index = 0
+        while index < array.count {
+            if array[index] == 0x25 {
+                guard index + 2 < array.count, ASCII.hexValue(array[index + 1]) != nil,
+                    ASCII.hexValue(array[index + 2]) != nil
+                else { return true }
+                index += 3
+            } else {
+                index += 1
+            }
+        }
+        return false
+    }
+
+    /// Percent-encodes everything but RFC 3986 unreserved characters, so a value can be put into a query
+    /// string or a header without changing its meaning or splitting anything.
+    static func encodeComponent(_ value: some Collection<UInt8>) -> [UInt8] {
+        var output: [UInt8] = []
+        output.reserveCapacity(value.count)
+        for byte in value {
+            switch byte {
+            case 0x41...0x5A, 0x61...0x7A, 0x30...0x39, 0x2D, 0x2E, 0x5F, 0x7E:
+                output.append(byte)
+            default:
+                output.append(0x25)
+                output.append(ASCII.hexDigits[Int(byte >> 4)])
+                output.append(ASCII.hexDigits[Int(byte & 0x0F)])
+            }
+        }
+        return output
+    }
+}

@@ -1,0 +1,90 @@
+/// Why a path was judged unsafe (rule `unsafe-path`, elevation-rules §2).
+public enum UnsafePathReason: Sendable, Hashable, CustomStringConvertible {
+    /// The target does not start with `/` (asterisk-, absolute- or authority-form, or empty).
+    case notOriginForm
+    /// A `.` or `..` segment, found after `depth` decoding rounds.
+    case dotSegment(depth: Int)
+    /// `//` somewhere in the path.
+    case emptySegment(depth: Int)
+    /// A raw backslash.
+    case backslash(depth: Int)
+    /// An encoded `/` or `\` (`%2f`, `%5c`).
+    case encodedSeparator(depth: Int)
+    /// A NUL, control byte, space or non-ASCII byte.
+    case forbiddenByte(depth: Int)
+    /// A `%` not followed by two hex digits.
+    case malformedEscape(depth: Int)
+
+    public var description: String {
+        switch self {
+        case .notOriginForm: return "target is not origin-form (must start with /)"
+        case .dotSegment(let depth): return "dot-segment in path\(Self.at(depth))"
+        case .emptySegment(let depth): return "empty segment (//) in path\(Self.at(depth))"
+        case .backslash(let depth): return "backslash in path\(Self.at(depth))"
+        case .encodedSeparator(let depth): return "encoded / or \\ in path\(Self.at(depth))"
+        case .forbiddenByte(let depth): return "control, space or non-ASCII byte in path\(Self.at(depth))"
+        case .malformedEscape(let depth): return "malformed percent escape in path\(Self.at(depth))"
+        }
+    }
+
+    private static func at(_ depth: Int) -> String {
+        depth == 0 ? "" : " after \(depth) decoding round\(depth == 1 ? "" : "s")"
+    }
+}
+
+/// Elevation-rules §2 [hardened]: a path PMS might normalise into something else is never elevated.
+///
+/// Plex receives exactly the target we classified, so the only way to get an owner token onto a
+/// non-Live-TV endpoint is a path that *reads* as Live TV here but *resolves* elsewhere at PMS (dot
+/// segments, encoded separators, decoding differences). Such paths are refused at every decoding depth.
+public enum PathSafety {
+    /// `nil` when the path is safe, else the first reason found. Decodes (percent, `+` kept) until the
+    /// path stops changing, with no cap, checking every layer.
+    public static func check(_ path: some Collection<UInt8>) -> UnsafePathReason? {
+        var layer = Array(path)
+        guard layer.first == 0x2F else { return .notOriginForm }
+        var depth = 0
+        while true {
+            if let reason = checkLayer(layer, depth: depth) { return reason }
+            guard layer.contains(0x25), let next = PercentDecoding.decodeOnce(layer, style: .path) else {
+                return nil
+            }
+            if next == layer { return nil }
+            layer = next
+            depth += 1
+        }
+    }
+
+    /// The checks of one layer (no decoding).
+    static func checkLayer(_ layer: [UInt8], depth: Int) -> UnsafePathReason? {
+        var index = 0
+        var segmentStart = 0
+        while index <= layer.count {
+            if index == layer.count || layer[index] == 0x2F {
+                if index > 0, index < layer.count, layer[index - 1] == 0x2F { return .emptySegment(depth: depth) }
+                if isDotSegment(layer[segmentStart..<index]) { return .dotSegment(depth: depth) }
+                segmentStart = index + 1
+                index += 1
+                continue
+            }
+            let byte = layer[index]
+            if byte == 0x5C { return .backslash(depth: depth) }
+            if byte <= 0x20 || byte >= 0x7F { return .forbiddenByte(depth: depth) }
+            if byte == 0x25 {
+                guard index + 2 < layer.count, let high = ASCII.hexValue(layer[index + 1]),
+                    let low = ASCII.hexValue(layer[index + 2])
+                else { return .malformedEscape(depth: depth) }
+                let decoded = high << 4 | low
+                if decoded == 0x2F || decoded == 0x5C { return .encodedSeparator(depth: depth) }
+            }
+            index += 1
+        }
+        return nil
+    }
+
+    /// `.` and `..`, also with a `;parameter` suffix (`..;x`), which some servers strip before resolving.
+    static func isDotSegment(_ segment: ArraySlice<UInt8>) -> Bool {
+        let name = segment.prefix { $0 != 0x3B }
+        return name.count >= 1 && name.count <= 2 && name.allSatisfy { $0 == 0x2E }
+    }
+}

@@ -1,0 +1,55 @@
+import Crypto
+
+/// A Plex token. Its `description` and `debugDescription` print only the fingerprint, so a token
+/// interpolated into a log message by accident leaks nothing; the raw value must be asked for by name.
+public struct PlexToken: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
+    /// The trimmed, decoded token. Only decision headers, the PMS validation call and `explain` read it.
+    public let value: String
+
+    /// Longest token accepted (plex-wire §1: opaque, 1–4096 characters; JWTs are a few hundred).
+    public static let maximumLength = 4096
+
+    /// A usable token: after trimming, 1–4096 bytes of visible ASCII. Anything else (control bytes,
+    /// inner spaces, non-ASCII) could not be put into a header safely and is no Plex token.
+    public init?(_ raw: some Collection<UInt8>) {
+        let trimmed = Array(raw)[...].trimmedBytes()
+        guard !trimmed.isEmpty, trimmed.count <= Self.maximumLength,
+            trimmed.allSatisfy({ $0 > 0x20 && $0 < 0x7F })
+        else { return nil }
+        self.value = String(decoding: trimmed, as: UTF8.self)
+    }
+
+    public init?(_ string: String) {
+        self.init(string.utf8)
+    }
+
+    /// `sha256:` + the first 16 lower-case hex digits of SHA-256 of the token.
+    public var fingerprint: String { Fingerprint.of(value) }
+
+    public var description: String { fingerprint }
+    public var debugDescription: String { "PlexToken(\(fingerprint))" }
+}
+
+/// Short SHA-256 fingerprints for tokens and addresses (elevation-rules §9): enough to correlate log
+/// lines, useless for recovering the value.
+public enum Fingerprint {
+    /// Written for a request without a token.
+    public static let missing = "missing"
+
+    /// `sha256:` + the first 16 lower-case hex digits of SHA-256 of the trimmed value.
+    public static func of(_ value: String) -> String {
+        let trimmed = Array(value.utf8)[...].trimmedBytes()
+        let digest = SHA256.hash(data: Array(trimmed))
+        var hex = "sha256:"
+        hex.reserveCapacity(23)
+        for byte in digest.prefix(8) {
+            hex.unicodeScalars.append(Unicode.Scalar(ASCII.lowerHexDigits[Int(byte >> 4)]))
+            hex.unicodeScalars.append(Unicode.Scalar(ASCII.lowerHexDigits[Int(byte & 0x0F)]))
+        }
+        return hex
+    }
+}
+
+extension ASCII {
+    static let lowerHexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+}

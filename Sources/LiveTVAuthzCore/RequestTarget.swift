@@ -1,0 +1,106 @@
+/// One `name=value` component of a query string or form body, as byte offsets into its source.
+public struct FormComponent: Sendable, Hashable {
+    /// Offset of the first name byte.
+    public let start: Int
+    /// Offset one past the last name byte (the `=` when there is one).
+    public let nameEnd: Int
+    /// Offset one past the last value byte.
+    public let end: Int
+
+    /// Whether the component has an `=`.
+    public var hasValue: Bool { nameEnd < end }
+    /// Offsets of the value bytes (empty when there is no `=`).
+    public var valueRange: Range<Int> { hasValue ? (nameEnd + 1)..<end : end..<end }
+}
+
+/// A list of `name=value` pairs separated by `&`, kept as offsets so nothing is copied or re-encoded.
+public struct FormEncodedFields: Sendable {
+    public let bytes: [UInt8]
+    public let base: Int
+    public let components: [FormComponent]
+
+    /// Splits `bytes[base...]` on `&`. Empty components (`&&`) are skipped.
+    public init(bytes: [UInt8], from base: Int) {
+        self.bytes = bytes
+        self.base = base
+        var components: [FormComponent] = []
+        var start = base
+        var index = base
+        var equals: Int? = nil
+        while index <= bytes.count {
+            if index == bytes.count || bytes[index] == 0x26 {
+                if index > start {
+                    components.append(FormComponent(start: start, nameEnd: equals ?? index, end: index))
+                }
+                start = index + 1
+                equals = nil
+            } else if bytes[index] == 0x3D, equals == nil {
+                equals = index
+            }
+            index += 1
+        }
+        self.components = components
+    }
+
+    /// The raw (still encoded) name bytes.
+    public func rawName(_ component: FormComponent) -> ArraySlice<UInt8> {
+        bytes[component.start..<component.nameEnd]
+    }
+
+    /// The raw (still encoded) value bytes.
+    public func rawValue(_ component: FormComponent) -> ArraySlice<UInt8> {
+        bytes[component.valueRange]
+    }
+
+    /// The name percent-decoded once without `+` → space; a name with a malformed escape stays raw
+    /// (fine print 7).
+    public func decodedName(_ component: FormComponent) -> ArraySlice<UInt8> {
+        let raw = rawName(component)
+        guard raw.contains(0x25), let decoded = PercentDecoding.decodeOnce(raw, style: .path) else { return raw }
+        return decoded[...]
+    }
+
+    /// The value after one form-decoding step (`+` → space); a value with a malformed escape stays raw
+    /// and is judged (and refused) by the reference rules.
+    public func decodedValue(_ component: FormComponent) -> ArraySlice<UInt8> {
+        let raw = rawValue(component)
+        guard PercentDecoding.mayChange(raw, style: .form),
+            let decoded = PercentDecoding.decodeOnce(raw, style: .form)
+        else { return raw }
+        return decoded[...]
+    }
+
+    /// Whether the decoded name equals `lowercasedName` ASCII case-insensitively.
+    public func nameEquals(_ component: FormComponent, _ lowercasedName: [UInt8]) -> Bool {
+        let raw = rawName(component)
+        if !raw.contains(0x25) { return raw.equalsLowercased(lowercasedName) }
+        return decodedName(component).equalsLowercased(lowercasedName)
+    }
+}
+
+/// The raw request-target split once into path and query, with no normalisation at all.
+public struct RequestTarget: Sendable {
+    /// The target's bytes exactly as received.
+    public let bytes: [UInt8]
+    /// Offset of the first `?`, or `bytes.count` when there is no query.
+    public let pathEnd: Int
+    /// The query's components (empty when there is no query).
+    public let query: FormEncodedFields
+
+    public init(_ target: String) {
+        let bytes = Array(target.utf8)
+        self.bytes = bytes
+        let pathEnd = bytes.firstIndex(of: 0x3F) ?? bytes.count
+        self.pathEnd = pathEnd
+        self.query = FormEncodedFields(bytes: bytes, from: min(pathEnd + 1, bytes.count))
+    }
+
+    /// The path bytes (before the first `?`).
+    public var path: ArraySlice<UInt8> { bytes[0..<pathEnd] }
+
+    /// Whether the target has a `?` at all.
+    public var hasQuery: Bool { pathEnd < bytes.count }
+
+    /// The query string without the `?` (empty when there is none).
+    public var rawQuery: ArraySlice<UInt8> { hasQuery ? bytes[(pathEnd + 1)...] : [] }
+}

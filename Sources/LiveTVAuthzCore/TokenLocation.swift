@@ -1,0 +1,95 @@
+/// Where the inbound token was found.
+public enum TokenCarrier: String, Sendable, Hashable {
+    case query
+    case header
+}
+
+/// Elevation-rules §6: where the inbound token is, and what else the request carries that matters for
+/// rewriting it.
+public struct TokenLocation: Sendable, Hashable {
+    /// The inbound token, if the request has a usable one.
+    public var token: PlexToken?
+    /// Where `token` came from.
+    public var carrier: TokenCarrier?
+    /// A query parameter that decodes to `x-plex-token` (any case, any encoding depth) but is not
+    /// byte-for-byte `X-Plex-Token`: the request is never elevated (rule `token-smuggling`).
+    public var smuggledCarrier: Bool
+    /// A header token that a `Connection` header names: hop-by-hop, ignored and not forwarded.
+    public var hopByHopHeaderToken: Bool
+    /// Number of exact `X-Plex-Token` query parameters (all of them are rewritten on elevation).
+    public var queryTokenParameters: Int
+    /// A non-blank token in the query or header that is not usable (control bytes, inner spaces,
+    /// non-ASCII, longer than 4096 bytes): treated as no token at all.
+    public var unusableToken: Bool
+
+    static let exactName: [UInt8] = Array("X-Plex-Token".utf8)
+    static let lowercasedName: [UInt8] = Array("x-plex-token".utf8)
+
+    /// Reads the token facts of a request.
+    public init(target: RequestTarget, headers: [HTTPField]) {
+        token = nil
+        carrier = nil
+        smuggledCarrier = false
+        hopByHopHeaderToken = false
+        queryTokenParameters = 0
+        unusableToken = false
+        var queryTokenSeen = false
+        let query = target.query
+        for component in query.components {
+            let rawName = query.rawName(component)
+            if rawName.elementsEqual(Self.exactName) {
+                queryTokenParameters += 1
+                guard !queryTokenSeen else { continue }
+                let value = query.decodedValue(component)
+                // Whitespace-only values are skipped (but still rewritten on elevation).
+                guard !value.trimmedBytes().isEmpty else { continue }
+                queryTokenSeen = true
+                if let parsed = PlexToken(value) {
+                    token = parsed
+                    carrier = .query
+                } else {
+                    unusableToken = true
+                }
+            } else if Self.isSmuggledName(rawName) {
+                smuggledCarrier = true
+            }
+        }
+        let headerToken = headers.first { $0.name.utf8.equalsLowercased(Self.lowercasedName) }
+        hopByHopHeaderToken = headerToken != nil && Self.connectionListsToken(headers)
+        if !queryTokenSeen, !hopByHopHeaderToken, let headerToken,
+            !Array(headerToken.value.utf8)[...].trimmedBytes().isEmpty
+        {
+            if let parsed = PlexToken(headerToken.value) {
+                token = parsed
+                carrier = .header
+            } else {
+                unusableToken = true
+            }
+        }
+    }
+
+    /// Fine print 7: decode the name until it stops changing (no `+` → space), then compare.
+    static func isSmuggledName(_ rawName: ArraySlice<UInt8>) -> Bool {
+        // Fast path: a name shorter than the literal can never decode into it.
+        guard rawName.count >= lowercasedName.count else { return false }
+        var layer = Array(rawName)
+        while true {
+            // Callers pass names that are not byte-for-byte `X-Plex-Token`, so any match is a smuggled carrier.
+            if layer.equalsLowercased(lowercasedName) { return true }
+            guard layer.contains(0x25), let next = PercentDecoding.decodeOnce(layer, style: .path), next != layer
+            else { return false }
+            layer = next
+        }
+    }
+
+    /// Whether any `Connection` header lists `X-Plex-Token`.
+    static func connectionListsToken(_ headers: [HTTPField]) -> Bool {
+        let connection: [UInt8] = Array("connection".utf8)
+        for field in headers where field.name.utf8.equalsLowercased(connection) {
+            for option in Array(field.value.utf8).split(separator: 0x2C) where option.trimmedBytes().equalsLowercased(lowercasedName) {
+                return true
+            }
+        }
+        return false
+    }
+}
