@@ -1,0 +1,129 @@
+import LiveTVAuthzCore
+import Testing
+
+@Suite("Token location and rewrite (§6)")
+struct TokenRewriteTests {
+    func decision(_ target: String, headers: [(String, String)] = [], owner: PlexToken = ownerToken) -> AuthzDecision {
+        let request = AuthzRequest(
+            method: "GET", target: target, headers: headers.map { HTTPField(name: $0.0, value: $0.1) })
+        return AuthzDecision.make(classifier().classify(request), tokenValid: true, ownerToken: owner, outcome: nil)
+    }
+
+    @Test func replacesOnlyTheTokenValueAndKeepsEveryOtherByte() {
+        let d = decision("/livetv/dvrs?a=1&X-Plex-Token=\(userToken)&b=%20+x&c=%2F&d")
+        #expect(d.elevate)
+        #expect(d.upstreamTarget == "/livetv/dvrs?a=1&X-Plex-Token=\(ownerValue)&b=%20+x&c=%2F&d")
+        #expect(d.upstreamToken?.value == ownerValue)
+        #expect(d.upstreamQuery == "?a=1&X-Plex-Token=\(ownerValue)&b=%20+x&c=%2F&d")
+    }
+
+    @Test func replacesEveryCarrierIncludingBlankAndBareOnes() {
+        let d = decision("/livetv/dvrs?X-Plex-Token=%20&X-Plex-Token=\(userToken)&X-Plex-Token=other&&X-Plex-Token")
+        #expect(d.elevate)
+        #expect(d.classification.token.token?.value == userToken)
+        #expect(d.classification.token.queryTokenParameters == 4)
+        #expect(
+            d.upstreamTarget
+                == "/livetv/dvrs?X-Plex-Token=\(ownerValue)&X-Plex-Token=\(ownerValue)&X-Plex-Token=\(ownerValue)&&X-Plex-Token=\(ownerValue)"
+        )
+        #expect(!d.upstreamTarget.contains(userToken))
+    }
+
+    @Test func percentEncodesTheOwnerTokenInTheQuery() {
+        let d = decision("/livetv/dvrs?\(tok)", owner: PlexToken("a+b/c&d=e%")!)
+        #expect(d.upstreamTarget == "/livetv/dvrs?X-Plex-Token=a%2Bb%2Fc%26d%3De%25")
+        #expect(d.upstreamToken?.value == "a+b/c&d=e%")
+    }
+
+    @Test func headerOnlyTokenKeepsTheTargetAndSwapsTheHeader() {
+        let d = decision("/livetv/dvrs?x=1", headers: [("X-Plex-Token", userToken)])
+        #expect(d.elevate)
+        #expect(d.upstreamTarget == "/livetv/dvrs?x=1")
+        #expect(d.upstreamToken == ownerToken)
+        #expect(d.classification.token.carrier == .header)
+        #expect(d.upstreamQuery == "?x=1")
+        #expect(decision("/livetv/dvrs", headers: [("X-Plex-Token", userToken)]).upstreamQuery == "?")
+    }
+
+    @Test func queryTokenWinsOverADifferentHeaderToken() {
+        let d = decision("/library/sections?\(tok)", headers: [("X-Plex-Token", "header000000000000000")])
+        #expect(!d.elevate)
+        #expect(d.classification.token.carrier == .query)
+        #expect(d.upstreamToken?.value == userToken)
+    }
+
+    @Test func preservedRequestsKeepTheirTargetAndToken() {
+        let target = "/library/sections?x=%2Flivetv%2F&\(tok)"
+        let d = decision(target)
+        #expect(!d.elevate)
+        #expect(d.upstreamTarget == target)
+        #expect(d.upstreamToken?.value == userToken)
+        #expect(!d.upstreamTarget.contains(ownerValue))
+    }
+
+    @Test func notValidatedMeansNotElevated() {
+        let request = AuthzRequest(method: "GET", target: "/livetv/dvrs?\(tok)")
+        let d = AuthzDecision.make(classifier().classify(request), tokenValid: false, ownerToken: ownerToken, outcome: nil)
+        #expect(!d.elevate)
+        #expect(d.upstreamTarget == "/livetv/dvrs?\(tok)")
+        #expect(d.upstreamToken?.value == userToken)
+    }
+
+    @Test func hopByHopHeaderTokenIsNeitherUsedNorForwarded() {
+        let d = decision("/library/sections", headers: [("X-Plex-Token", userToken), ("Connection", "close, X-Plex-Token")])
+        #expect(d.classification.token.hopByHopHeaderToken)
+        #expect(d.upstreamToken == nil)
+    }
+
+    @Test func tokensPrintOnlyTheirFingerprint() {
+        let token = PlexToken(userToken)!
+        #expect("\(token)" == token.fingerprint)
+        #expect(String(reflecting: token) == "PlexToken(\(token.fingerprint))")
+        #expect(!"\(token)".contains(userToken))
+        #expect(token.fingerprint.hasPrefix("sha256:") && token.fingerprint.count == 23)
+        // SHA-256("user0000000000000000"), first 8 bytes: checked with sha256sum.
+        #expect(Fingerprint.of("  \(userToken)\n") == token.fingerprint)
+    }
+}
+
+@Suite("Bodies")
+struct BodyTests {
+    @Test func formBodyNamesAreDecodedAndCaseInsensitive() {
+        let request = AuthzRequest(
+            method: "POST", target: "/playQueues?\(tok)",
+            body: form("URI=%2Flivetv%2Fsessions%2Fabc&own=1"))
+        #expect(decide(request).rule == .playQueue)
+    }
+
+    @Test func contentTypeParametersAreIgnoredButTheMediaTypeMustMatch() {
+        let body = "uri=%2Flivetv%2Fsessions%2Fabc"
+        let withCharset = AuthzRequest(
+            method: "POST", target: "/playQueues?\(tok)",
+            body: .seen(bytes: Array(body.utf8), contentType: "Application/X-WWW-Form-URLEncoded; charset=UTF-8"))
+        #expect(decide(withCharset).rule == .playQueue)
+        let untyped = AuthzRequest(
+            method: "POST", target: "/playQueues?\(tok)", body: .seen(bytes: Array(body.utf8), contentType: nil))
+        #expect(decide(untyped).rule == .none)
+    }
+
+    @Test func jsonEscapesAreDecodedBeforeJudging() {
+        let escaped = #"{"\u0075ri":"\/livetv\/sessions\/abc"}"#
+        #expect(decide(AuthzRequest(method: "POST", target: "/playQueues?\(tok)", body: json(escaped))).rule == .playQueue)
+        let smuggled = #"{"uri":"/livetv/sessions/abc","URI":"/library/metadata/1"}"#
+        #expect(decide(AuthzRequest(method: "POST", target: "/playQueues?\(tok)", body: json(smuggled))).rule == .none)
+    }
+
+    @Test func deeplyNestedJsonIsSkippedWithoutRecursion() {
+        let nested = String(repeating: "[", count: 30_000) + String(repeating: "]", count: 30_000)
+        let body = #"{"x":"# + nested + #","uri":"/livetv/sessions/abc"}"#
+        #expect(decide(AuthzRequest(method: "POST", target: "/playQueues?\(tok)", body: json(body))).rule == .playQueue)
+    }
+
+    @Test(arguments: ["", "[]", "{", #"{"uri"}"#, #"{"uri":"/livetv/x",}"#, #"{"uri":"/livetv/x"} x"#, #"{"uri":tru}"#])
+    func invalidJsonNeverElevates(_ body: String) {
+        let request = AuthzRequest(method: "POST", target: "/playQueues?uri=%2Flivetv%2Fx&\(tok)", body: json(body))
+        let rule = decide(request).rule
+        // An empty body is no body: the query evidence alone decides.
+        #expect(rule == (body.isEmpty ? .playQueue : .none))
+    }
+}
