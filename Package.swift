@@ -31,6 +31,13 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // `make bench-core`: a release-mode harness; the C target counts allocations (benchmark only).
+        .target(name: "CMallocCounter", path: "Benchmarks/CMallocCounter"),
+        .executableTarget(
+            name: "CoreBenchmark",
+            dependencies: ["CMallocCounter", "LiveTVAuthz", "LiveTVAuthzCore"],
+            path: "Benchmarks/CoreBenchmark"
+        ),
         .testTarget(name: "LiveTVAuthzCoreTests", dependencies: ["LiveTVAuthzCore"]),
         .testTarget(name: "LiveTVAuthzTests", dependencies: ["LiveTVAuthz", "LiveTVAuthzCore"]),
     ],

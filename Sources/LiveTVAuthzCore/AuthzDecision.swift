@@ -4,7 +4,7 @@ public enum UpstreamRewrite {
     /// percent-encoded; every other byte (order, encoding, other parameters) unchanged. A bare
     /// `X-Plex-Token` without `=` gets one, so no carrier is left holding anything but `token`.
     public static func replacingQueryTokens(in target: RequestTarget, with token: PlexToken) -> String {
-        guard target.hasQuery else { return String(decoding: target.bytes, as: UTF8.self) }
+        guard target.hasQuery else { return target.original }
         let encoded = PercentDecoding.encodeComponent(token.value.utf8)
         var output: [UInt8] = []
         output.reserveCapacity(target.bytes.count + encoded.count)
@@ -34,8 +34,10 @@ public struct AuthzDecision: Sendable {
     /// The token to send upstream in the `X-Plex-Token` header: the owner's when elevated, else the
     /// inbound token, else none (the header is removed).
     public var upstreamToken: PlexToken?
-    /// Why, in words.
-    public var reason: String
+    /// Why, in words (built on demand: the hot path never formats text).
+    public var reason: String { reasonOverride ?? classification.reason.description }
+    /// A reason set by the guard (validation outcome), replacing the classifier's.
+    public var reasonOverride: String?
     /// The classification the decision rests on.
     public var classification: Classification
 
@@ -58,7 +60,7 @@ public struct AuthzDecision: Sendable {
         if elevate {
             target = UpstreamRewrite.replacingQueryTokens(in: classification.target, with: ownerToken)
         } else {
-            target = String(decoding: classification.target.bytes, as: UTF8.self)
+            target = classification.target.original
         }
         return AuthzDecision(
             elevate: elevate,
@@ -66,7 +68,7 @@ public struct AuthzDecision: Sendable {
             outcome: outcome,
             upstreamTarget: target,
             upstreamToken: elevate ? ownerToken : classification.token.token,
-            reason: reason ?? classification.reason.description,
+            reasonOverride: reason,
             classification: classification)
     }
 }

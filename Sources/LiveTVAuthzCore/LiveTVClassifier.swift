@@ -112,7 +112,7 @@ public struct LiveTVClassifier: Sendable {
         func result(_ rule: ElevationRule, _ surface: ElevationRule?, _ reason: ClassificationReason) -> Classification {
             Classification(rule: rule, surface: surface, reason: reason, token: token, target: target)
         }
-        if let unsafe = PathSafety.check(target.path) {
+        if let unsafe = PathSafety.check(slice: target.path) {
             return result(.unsafePath, nil, .unsafePath(unsafe))
         }
         if token.smuggledCarrier {

@@ -40,7 +40,7 @@ public struct LiveTVReferenceMatcher: Sendable, Hashable {
         while true {
             if let candidate = stripPrefixes(layer[...]) {
                 switch candidate {
-                case .path(let rest): return PathSafety.check(rest.prefix { $0 != 0x3F }) == nil
+                case .path(let rest): return PathSafety.check(slice: rest.prefix { $0 != 0x3F }) == nil
                 case .guid(let afterScheme): return Self.isCleanGuidRemainder(afterScheme)
                 }
             }

@@ -41,27 +41,36 @@ public enum PathSafety {
     /// `nil` when the path is safe, else the first reason found. Decodes (percent, `+` kept) until the
     /// path stops changing, with no cap, checking every layer.
     public static func check(_ path: some Collection<UInt8>) -> UnsafePathReason? {
-        var layer = Array(path)
-        guard layer.first == 0x2F else { return .notOriginForm }
+        check(slice: Array(path)[...])
+    }
+
+    /// The same check on bytes already in an array (no copy unless the path holds escapes).
+    public static func check(slice first: ArraySlice<UInt8>) -> UnsafePathReason? {
+        guard first.first == 0x2F else { return .notOriginForm }
+        if let reason = checkLayer(first, depth: 0) { return reason }
+        guard first.contains(0x25) else { return nil }
+        var layer = Array(first)
         var depth = 0
         while true {
-            if let reason = checkLayer(layer, depth: depth) { return reason }
-            guard layer.contains(0x25), let next = PercentDecoding.decodeOnce(layer, style: .path) else {
+            guard layer.contains(0x25), let next = PercentDecoding.decodeOnce(layer, style: .path), next != layer else {
                 return nil
             }
-            if next == layer { return nil }
             layer = next
             depth += 1
+            if let reason = checkLayer(layer[...], depth: depth) { return reason }
         }
     }
 
     /// The checks of one layer (no decoding).
-    static func checkLayer(_ layer: [UInt8], depth: Int) -> UnsafePathReason? {
-        var index = 0
-        var segmentStart = 0
-        while index <= layer.count {
-            if index == layer.count || layer[index] == 0x2F {
-                if index > 0, index < layer.count, layer[index - 1] == 0x2F { return .emptySegment(depth: depth) }
+    static func checkLayer<Bytes: RandomAccessCollection<UInt8>>(_ layer: Bytes, depth: Int) -> UnsafePathReason?
+    where Bytes.Index == Int {
+        var index = layer.startIndex
+        var segmentStart = layer.startIndex
+        while index <= layer.endIndex {
+            if index == layer.endIndex || layer[index] == 0x2F {
+                if index > layer.startIndex, index < layer.endIndex, layer[index - 1] == 0x2F {
+                    return .emptySegment(depth: depth)
+                }
                 if isDotSegment(layer[segmentStart..<index]) { return .dotSegment(depth: depth) }
                 segmentStart = index + 1
                 index += 1
@@ -71,7 +80,7 @@ public enum PathSafety {
             if byte == 0x5C { return .backslash(depth: depth) }
             if byte <= 0x20 || byte >= 0x7F { return .forbiddenByte(depth: depth) }
             if byte == 0x25 {
-                guard index + 2 < layer.count, let high = ASCII.hexValue(layer[index + 1]),
+                guard index + 2 < layer.endIndex, let high = ASCII.hexValue(layer[index + 1]),
                     let low = ASCII.hexValue(layer[index + 2])
                 else { return .malformedEscape(depth: depth) }
                 let decoded = high << 4 | low
@@ -83,7 +92,7 @@ public enum PathSafety {
     }
 
     /// `.` and `..`, also with a `;parameter` suffix (`..;x`), which some servers strip before resolving.
-    static func isDotSegment(_ segment: ArraySlice<UInt8>) -> Bool {
+    static func isDotSegment<Bytes: Collection<UInt8>>(_ segment: Bytes) -> Bool {
         let name = segment.prefix { $0 != 0x3B }
         return name.count >= 1 && name.count <= 2 && name.allSatisfy { $0 == 0x2E }
     }

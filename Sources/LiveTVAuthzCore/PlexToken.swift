@@ -12,7 +12,12 @@ public struct PlexToken: Sendable, Hashable, CustomStringConvertible, CustomDebu
     /// A usable token: after trimming, 1–4096 bytes of visible ASCII. Anything else (control bytes,
     /// inner spaces, non-ASCII) could not be put into a header safely and is no Plex token.
     public init?(_ raw: some Collection<UInt8>) {
-        let trimmed = Array(raw)[...].trimmedBytes()
+        self.init(slice: Array(raw)[...])
+    }
+
+    /// A usable token from array bytes (the hot path: query values are already slices of the target).
+    public init?(slice raw: ArraySlice<UInt8>) {
+        let trimmed = raw.trimmedBytes()
         guard !trimmed.isEmpty, trimmed.count <= Self.maximumLength,
             trimmed.allSatisfy({ $0 > 0x20 && $0 < 0x7F })
         else { return nil }
@@ -20,7 +25,7 @@ public struct PlexToken: Sendable, Hashable, CustomStringConvertible, CustomDebu
     }
 
     public init?(_ string: String) {
-        self.init(string.utf8)
+        self.init(slice: Array(string.utf8)[...])
     }
 
     /// `sha256:` + the first 16 lower-case hex digits of SHA-256 of the token.

@@ -23,23 +23,26 @@ public struct FormEncodedFields: Sendable {
     public init(bytes: [UInt8], from base: Int) {
         self.bytes = bytes
         self.base = base
-        var components: [FormComponent] = []
-        var start = base
-        var index = base
-        var equals: Int? = nil
-        while index <= bytes.count {
-            if index == bytes.count || bytes[index] == 0x26 {
-                if index > start {
-                    components.append(FormComponent(start: start, nameEnd: equals ?? index, end: index))
+        self.components = bytes.withUnsafeBufferPointer { buffer in
+            var components: [FormComponent] = []
+            guard base < buffer.count else { return components }
+            // One pass: Plex Web queries carry about 15-25 parameters; growing past that is rare.
+            components.reserveCapacity(32)
+            var start = base
+            var equals = -1
+            for index in base...buffer.count {
+                if index == buffer.count || buffer[index] == 0x26 {
+                    if index > start {
+                        components.append(FormComponent(start: start, nameEnd: equals < 0 ? index : equals, end: index))
+                    }
+                    start = index + 1
+                    equals = -1
+                } else if equals < 0, buffer[index] == 0x3D {
+                    equals = index
                 }
-                start = index + 1
-                equals = nil
-            } else if bytes[index] == 0x3D, equals == nil {
-                equals = index
             }
-            index += 1
+            return components
         }
-        self.components = components
     }
 
     /// The raw (still encoded) name bytes.
@@ -80,6 +83,8 @@ public struct FormEncodedFields: Sendable {
 
 /// The raw request-target split once into path and query, with no normalisation at all.
 public struct RequestTarget: Sendable {
+    /// The target exactly as received.
+    public let original: String
     /// The target's bytes exactly as received.
     public let bytes: [UInt8]
     /// Offset of the first `?`, or `bytes.count` when there is no query.
@@ -89,6 +94,7 @@ public struct RequestTarget: Sendable {
 
     public init(_ target: String) {
         let bytes = Array(target.utf8)
+        self.original = target
         self.bytes = bytes
         let pathEnd = bytes.firstIndex(of: 0x3F) ?? bytes.count
         self.pathEnd = pathEnd

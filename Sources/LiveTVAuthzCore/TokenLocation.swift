@@ -36,28 +36,30 @@ public struct TokenLocation: Sendable, Hashable {
         var queryTokenSeen = false
         let query = target.query
         for component in query.components {
-            let rawName = query.rawName(component)
-            if rawName.elementsEqual(Self.exactName) {
+            switch Self.nameKind(query.bytes, component) {
+            case .exact:
                 queryTokenParameters += 1
                 guard !queryTokenSeen else { continue }
                 let value = query.decodedValue(component)
                 // Whitespace-only values are skipped (but still rewritten on elevation).
-                guard !value.trimmedBytes().isEmpty else { continue }
+                guard value.contains(where: { !ASCII.isWhitespace($0) }) else { continue }
                 queryTokenSeen = true
-                if let parsed = PlexToken(value) {
+                if let parsed = PlexToken(slice: value) {
                     token = parsed
                     carrier = .query
                 } else {
                     unusableToken = true
                 }
-            } else if Self.isSmuggledName(rawName) {
+            case .smuggled:
                 smuggledCarrier = true
+            case .other:
+                break
             }
         }
         let headerToken = headers.first { $0.name.utf8.equalsLowercased(Self.lowercasedName) }
         hopByHopHeaderToken = headerToken != nil && Self.connectionListsToken(headers)
         if !queryTokenSeen, !hopByHopHeaderToken, let headerToken,
-            !Array(headerToken.value.utf8)[...].trimmedBytes().isEmpty
+            headerToken.value.utf8.contains(where: { !ASCII.isWhitespace($0) })
         {
             if let parsed = PlexToken(headerToken.value) {
                 token = parsed
@@ -68,17 +70,37 @@ public struct TokenLocation: Sendable, Hashable {
         }
     }
 
-    /// Fine print 7: decode the name until it stops changing (no `+` → space), then compare.
-    static func isSmuggledName(_ rawName: ArraySlice<UInt8>) -> Bool {
-        // Fast path: a name shorter than the literal can never decode into it.
-        guard rawName.count >= lowercasedName.count else { return false }
-        var layer = Array(rawName)
-        while true {
-            // Callers pass names that are not byte-for-byte `X-Plex-Token`, so any match is a smuggled carrier.
-            if layer.equalsLowercased(lowercasedName) { return true }
-            guard layer.contains(0x25), let next = PercentDecoding.decodeOnce(layer, style: .path), next != layer
-            else { return false }
-            layer = next
+    enum NameKind { case exact, smuggled, other }
+
+    /// Classifies a query parameter name without copying it: byte-for-byte `X-Plex-Token`, a smuggled
+    /// carrier (fine print 7: decoded until it stops changing, then compared case-insensitively), or other.
+    static func nameKind(_ bytes: [UInt8], _ component: FormComponent) -> NameKind {
+        let length = component.nameEnd - component.start
+        // Decoding only shortens a name, so anything shorter than the literal is never a carrier.
+        guard length >= 12 else { return .other }
+        return bytes.withUnsafeBufferPointer { buffer in
+            var hasEscape = false
+            for index in component.start..<component.nameEnd where buffer[index] == 0x25 {
+                hasEscape = true
+                break
+            }
+            if !hasEscape {
+                guard length == 12 else { return .other }
+                var exact = true
+                for offset in 0..<12 {
+                    let byte = buffer[component.start + offset]
+                    if byte != exactName[offset] { exact = false }
+                    if ASCII.lower(byte) != lowercasedName[offset] { return .other }
+                }
+                return exact ? .exact : .smuggled
+            }
+            var layer = Array(buffer[component.start..<component.nameEnd])
+            while true {
+                if layer.equalsLowercased(lowercasedName) { return .smuggled }
+                guard layer.contains(0x25), let next = PercentDecoding.decodeOnce(layer, style: .path), next != layer
+                else { return .other }
+                layer = next
+            }
         }
     }
 

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Contract checks of `plex-livetv-authz explain` as a process: exit codes, line-per-line answers, --help.
+set -uo pipefail
+bin=${1:?usage: explain-cli.sh path/to/plex-livetv-authz}
+passed=0
+failed=0
+check() { # name, command...
+    local name=$1
+    shift
+    if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $name" >&2; fi
+}
+
+out=$(printf '%s\n' '{"method":"GET","target":"/livetv/dvrs?X-Plex-Token=abc"}' 'garbage' '' \
+    '{"method":"GET","target":"/library/sections?X-Plex-Token=abc"}' | "$bin" explain)
+status=$?
+check "bad line makes exit status 1" test "$status" -eq 1
+check "one answer per non-blank line" test "$(printf '%s\n' "$out" | wc -l)" -eq 3
+check "elevated line is byte exact" test "$(printf '%s\n' "$out" | sed -n 1p)" = \
+    '{"elevate":true,"rule":"livetv","upstreamTarget":"/livetv/dvrs?X-Plex-Token=OWNER","upstreamToken":"OWNER"}'
+check "error line" test "$(printf '%s\n' "$out" | sed -n 2p)" = '{"error":"not valid JSON"}'
+check "processing goes on after an error" test "$(printf '%s\n' "$out" | sed -n 3p)" = \
+    '{"elevate":false,"rule":"none","upstreamTarget":"/library/sections?X-Plex-Token=abc","upstreamToken":"abc"}'
+
+out=$(echo '{"method":"GET","target":"/livetv/dvrs?X-Plex-Token=abc"}' | "$bin" explain --owner-token 'sec+ret')
+check "exit 0 when every line is good" test $? -eq 0
+check "--owner-token is percent-encoded in the target" test "$out" = \
+    '{"elevate":true,"rule":"livetv","upstreamTarget":"/livetv/dvrs?X-Plex-Token=sec%2Bret","upstreamToken":"sec+ret"}'
+
+out=$(echo '{"method":"GET","target":"/livetv/dvrs?X-Plex-Token=abc"}' | "$bin" explain --mode all)
+check "--mode all" test "$(echo "$out" | grep -c '"rule":"all"')" -eq 1
+
+out=$("$bin" explain --method GET --target '/video/:/transcode/universal/decision?path=%2Flibrary%2Fmetadata%2F1&X-Plex-Token=abc')
+check "single mode names the near miss" grep -q "fits transcode but a parameter or body value is not a Live TV reference" <<<"$out"
+out=$("$bin" explain --method POST --target '/livetv/dvrs/1/channels/2/tune' --header 'X-Plex-Token: abc')
+check "single mode with a header token" grep -q "rule:            livetv-tune" <<<"$out"
+
+"$bin" explain --method GET >/dev/null 2>&1
+status=$?
+check "--method without --target is a usage error (64)" test "$status" -eq 64
+"$bin" explain --mode sideways </dev/null >/dev/null 2>&1
+check "unknown mode is refused" test $? -ne 0
+check "--help teaches the input format" bash -c "'$bin' explain --help | grep -q bodyPresent"
+
+n=$("$bin" explain < Tests/Fixtures/plex-web-session.jsonl | grep -c '"elevate":true')
+check "the Plex Web session elevates 21 of 56 requests" test "$n" -eq 21
+
+echo "cli: $passed passed, $failed failed"
+test "$failed" -eq 0
