@@ -11,6 +11,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // Pure decision logic: no NIO, no Foundation, no I/O. Time comes in as a parameter.
@@ -21,7 +24,14 @@ let package = Package(
         // Runtime: validation, state, audit sink, configuration. Foundation is fine here, NIO is not needed yet.
         .target(
             name: "LiveTVAuthz",
-            dependencies: ["LiveTVAuthzCore"]
+            dependencies: [
+                "LiveTVAuthzCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
         ),
         .executableTarget(
             name: "plex-livetv-authz",

@@ -29,6 +29,8 @@ public struct AuthzDecision: Sendable {
     public var rule: ElevationRule
     /// The audit outcome, for elevation candidates only (`nil` means: no audit line).
     public var outcome: AuditOutcome?
+    /// The service rejects the request (HTTP 403): a blocked source on a candidate. Never set by `make`.
+    public var rejected: Bool = false
     /// The request-target to forward: the original, with token values replaced when elevated.
     public var upstreamTarget: String
     /// The token to send upstream in the `X-Plex-Token` header: the owner's when elevated, else the

@@ -1,0 +1,96 @@
+/// Who a request comes from, for abuse blocking and audit (elevation-rules §8). Holds the address only to
+/// fingerprint it: its `description` is the fingerprint, so it cannot reach a log raw.
+public struct SourceIdentity: Sendable, Hashable, CustomStringConvertible {
+    /// `sha256:` + 16 hex of the normalised address; the key of every blocker and state-file entry.
+    public let fingerprint: String
+    /// Number of trusted `X-Forwarded-For` entries seen (0 when forwarding headers were not trusted).
+    public let forwardedForCount: Int
+    /// Whether a trusted `CF-Connecting-IP` decided the source.
+    public let cfConnectingIP: Bool
+    /// Whether the source address is loopback (a local tool, or no forwarding facts at all).
+    public let isLoopback: Bool
+
+    public var description: String { fingerprint }
+
+    /// Used when nothing at all is known about the peer.
+    public static let unknownAddress = "unknown"
+
+    public init(address: String, forwardedForCount: Int, cfConnectingIP: Bool) {
+        let normalised = Self.normalise(address)
+        self.fingerprint = Fingerprint.of(normalised)
+        self.forwardedForCount = forwardedForCount
+        self.cfConnectingIP = cfConnectingIP
+        self.isLoopback = Self.isLoopback(normalised)
+    }
+
+    /// Derives the source of a request under the trust rules:
+    /// - untrusted asker: every forwarding header is ignored, the connection address is the source;
+    /// - the frontend's own client (Envoy `source.address`, else the rightmost `X-Forwarded-For` entry) is
+    ///   the direct peer; if it is not loopback it is the source;
+    /// - behind a local hop (loopback direct peer): `CF-Connecting-IP` when the next hop to the left is
+    ///   absent or loopback, else the rightmost non-loopback `X-Forwarded-For` entry (never the leftmost,
+    ///   which the client writes), else the direct peer.
+    public static func resolve(_ request: AuthzRequest) -> SourceIdentity {
+        let peer = request.peer
+        guard peer.trustedFrontend else {
+            return SourceIdentity(address: peer.connectionAddress ?? unknownAddress, forwardedForCount: 0, cfConnectingIP: false)
+        }
+        var chain: [String] = []
+        for value in request.headerValues("x-forwarded-for") {
+            for entry in value.split(separator: ",") {
+                let trimmed = entry.trimmingASCIIWhitespace()
+                if !trimmed.isEmpty { chain.append(trimmed) }
+            }
+        }
+        let forwardedForCount = chain.count
+        if let reported = peer.reportedClientAddress?.trimmingASCIIWhitespace(), !reported.isEmpty,
+            chain.last.map(normalise) != normalise(reported)
+        {
+            chain.append(reported)
+        }
+        guard let direct = chain.last else {
+            return SourceIdentity(
+                address: peer.connectionAddress ?? unknownAddress, forwardedForCount: 0, cfConnectingIP: false)
+        }
+        guard isLoopback(normalise(direct)) else {
+            return SourceIdentity(address: direct, forwardedForCount: forwardedForCount, cfConnectingIP: false)
+        }
+        let leftHops = chain.dropLast()
+        if let cf = request.firstHeader("cf-connecting-ip")?.trimmingASCIIWhitespace(), !cf.isEmpty,
+            leftHops.last.map({ isLoopback(normalise($0)) }) ?? true
+        {
+            return SourceIdentity(address: cf, forwardedForCount: forwardedForCount, cfConnectingIP: true)
+        }
+        if let hop = leftHops.last(where: { !isLoopback(normalise($0)) }) {
+            return SourceIdentity(address: hop, forwardedForCount: forwardedForCount, cfConnectingIP: false)
+        }
+        return SourceIdentity(address: direct, forwardedForCount: forwardedForCount, cfConnectingIP: false)
+    }
+
+    /// Lower-cased, brackets and a trailing port removed (`[::1]:80` → `::1`, `1.2.3.4:5` → `1.2.3.4`),
+    /// IPv4-mapped IPv6 reduced to IPv4, so one client has one fingerprint however a hop wrote it.
+    static func normalise(_ address: String) -> String {
+        var text = address.trimmingASCIIWhitespace().lowercased()
+        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+            text = String(text[text.index(after: text.startIndex)..<close])
+        } else if text.filter({ $0 == ":" }).count == 1, let colon = text.firstIndex(of: ":") {
+            text = String(text[..<colon])
+        }
+        if text.hasPrefix("::ffff:"), text.dropFirst(7).contains(".") { text = String(text.dropFirst(7)) }
+        return text
+    }
+
+    /// `127.0.0.0/8`, `::1`, `localhost`, and a Unix socket peer.
+    static func isLoopback(_ normalised: String) -> Bool {
+        if normalised == "::1" || normalised == "localhost" || normalised.hasPrefix("unix:") { return true }
+        let octets = normalised.split(separator: ".", omittingEmptySubsequences: false)
+        return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
+    }
+}
+
+extension StringProtocol {
+    func trimmingASCIIWhitespace() -> String {
+        let bytes = Array(utf8)[...].trimmedBytes()
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
