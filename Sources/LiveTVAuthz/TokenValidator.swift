@@ -5,6 +5,11 @@ import LiveTVAuthzCore
 public struct TokenValidation: Sendable, Hashable {
     public var check: TokenCheck
     public var cacheHit: Bool
+
+    public init(check: TokenCheck, cacheHit: Bool) {
+        self.check = check
+        self.cacheHit = cacheHit
+    }
 }
 
 /// Proves inbound tokens against PMS. A protocol so the guard can be tested with a scripted validator.
