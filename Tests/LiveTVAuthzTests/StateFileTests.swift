@@ -1,0 +1,123 @@
+import Foundation
+import LiveTVAuthz
+import LiveTVAuthzCore
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A fresh temporary directory per test.
+func temporaryDirectory() -> String {
+    let path = NSTemporaryDirectory() + "plexauthz-test-\(UUID().uuidString)"
+    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+func mode(of path: String) -> mode_t {
+    var status = stat()
+    precondition(lstat(path, &status) == 0)
+    return status.st_mode & 0o777
+}
+
+@Suite("Abuse state file")
+struct StateFileTests {
+    let now = Timestamp(unixSeconds: 1_800_000_000)
+    let policy = AbusePolicy()
+    let blockedKey = Fingerprint.of("203.0.113.9")
+    let windowKey = Fingerprint.of("198.51.100.1")
+
+    var records: [String: SourceRecord] {
+        [
+            blockedKey: SourceRecord(failures: 5, windowStart: now, blockedUntil: now + .seconds(1800)),
+            windowKey: SourceRecord(failures: 2, windowStart: now, blockedUntil: nil),
+        ]
+    }
+
+    @Test func roundTripKeepsLiveRecordsAndDropsExpiredOnes() throws {
+        let directory = temporaryDirectory() + "/state"
+        let file = AbuseStateFile(path: directory + "/blocks.json")
+        try file.write(records)
+        #expect(mode(of: directory) == 0o700)
+        #expect(mode(of: file.path) == 0o600)
+        let log = CapturedLog()
+        #expect(file.load(policy: policy, now: now + .seconds(60), logger: log.logger) == records)
+        // Ten minutes later the failure window is gone; the block remains.
+        #expect(Set(file.load(policy: policy, now: now + .seconds(600), logger: log.logger).keys) == [blockedKey])
+        #expect(log.all.isEmpty)
+        let text = try String(contentsOfFile: file.path, encoding: .utf8)
+        #expect(!text.contains("203.0.113.9") && text.contains(blockedKey))
+        // No temporary files are left behind.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["blocks.json"])
+    }
+
+    @Test func missingFileIsAnEmptyStateWithoutNoise() {
+        let log = CapturedLog()
+        let file = AbuseStateFile(path: temporaryDirectory() + "/none.json")
+        #expect(file.load(policy: policy, now: now, logger: log.logger).isEmpty)
+        #expect(log.all.isEmpty)
+    }
+
+    @Test(arguments: [
+        "not json", #"{"version":2,"sources":{}}"#, #"{"version":1,"sources":{"203.0.113.9":{"failures":1,"windowStart":1}}}"#,
+        #"{"version":1,"sources":{"sha256:0123456789abcdef":{"failures":"x","windowStart":1}}}"#, "",
+    ])
+    func corruptFileIsMovedAsideWithOneLogLine(_ content: String) throws {
+        let directory = temporaryDirectory()
+        let file = AbuseStateFile(path: directory + "/blocks.json")
+        try content.write(toFile: file.path, atomically: false, encoding: .utf8)
+        let log = CapturedLog()
+        #expect(file.load(policy: policy, now: now, logger: log.logger).isEmpty)
+        #expect(log.all.count == 1)
+        #expect(log.all[0].contains("moved it to \(file.path).corrupt-\(now.unixSeconds)"))
+        #expect(FileManager.default.fileExists(atPath: "\(file.path).corrupt-\(now.unixSeconds)"))
+        #expect(!FileManager.default.fileExists(atPath: file.path))
+        // The service can write a fresh file afterwards.
+        try file.write(records)
+        #expect(file.load(policy: policy, now: now, logger: log.logger) == records)
+    }
+
+    @Test func symlinkAtThePathIsNeverFollowed() throws {
+        let directory = temporaryDirectory()
+        let victim = directory + "/victim"
+        try "precious".write(toFile: victim, atomically: false, encoding: .utf8)
+        let file = AbuseStateFile(path: directory + "/blocks.json")
+        #expect(symlink(victim, file.path) == 0)
+        #expect(throws: AbuseStateFile.StateFileError.self) { try file.write(records) }
+        #expect(try String(contentsOfFile: victim, encoding: .utf8) == "precious")
+        // Loading refuses it too: the link is moved aside, the target untouched.
+        let log = CapturedLog()
+        #expect(file.load(policy: policy, now: now, logger: log.logger).isEmpty)
+        #expect(log.all.first?.contains("symlink") == true)
+        #expect(try String(contentsOfFile: victim, encoding: .utf8) == "precious")
+        try file.write(records)
+        #expect(mode(of: file.path) == 0o600)
+    }
+
+    @Test func writerCoalescesChangesAndFlushesOnFinish() async throws {
+        let file = AbuseStateFile(path: temporaryDirectory() + "/blocks.json")
+        let clock = ManualClock(now)
+        let writer = AbuseStateWriterBox()
+        let state = InMemoryGuardState(blocker: AbuseBlocker(policy: AbusePolicy(threshold: 3))) { writer.markDirty() }
+        let log = CapturedLog()
+        let stateWriter = AbuseStateWriter(file: file, logger: log.logger) { await state.snapshot(at: clock.now()) }
+        writer.set(stateWriter)
+        let running = Task { await stateWriter.run() }
+        for i in 0..<200 { _ = await state.recordFailure(source: Fingerprint.of("10.0.0.\(i % 50)"), at: now) }
+        for _ in 0..<3 { _ = await state.recordFailure(source: blockedKey, at: now) }
+        stateWriter.finish()
+        await running.value
+        let loaded = file.load(policy: AbusePolicy(threshold: 3), now: now, logger: log.logger)
+        #expect(loaded[blockedKey]?.blockedUntil == now + .seconds(1800))
+        #expect(loaded.count == 51)
+        #expect(log.all.isEmpty)
+    }
+}
+
+/// Lets the state's change callback reach a writer created after it.
+final class AbuseStateWriterBox: Sendable {
+    private let writer = Mutex<AbuseStateWriter?>(nil)
+    func set(_ value: AbuseStateWriter) { writer.withLock { $0 = value } }
+    func markDirty() { writer.withLock { $0 }?.markDirty() }
+}
