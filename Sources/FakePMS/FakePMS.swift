@@ -1,0 +1,392 @@
+import Crypto
+import Foundation
+import Synchronization
+
+/// The fake Plex Media Server's configuration (plex-wire.md §5).
+public struct FakePMSConfig: Sendable, Codable, Equatable {
+    public var machineIdentifier = "4f3c9a1e7b2d8c6f0a5e9d3b1c7f2a8e6d4b0c9f"
+    public var version = "1.41.3.9314-a0bfb8370"
+    public var friendlyName = "fake-pms"
+    public var ownerToken = "ownr0000000000000000"
+    public var userToken = "user0000000000000000"
+    public var userTunerToken = "utnr0000000000000000"
+    /// A valid plex.tv token with no access to this server: 401 here.
+    public var otherToken = "othr0000000000000000"
+    /// A long JWT-shaped token treated like `userToken`, so nothing assumes 20 characters.
+    public var jwtToken = "eyJhbGciOiJIUzI1NiJ9." + String(repeating: "eyJzdWIiOiJzaGFyZWQtdXNlciJ9", count: 10) + ".c2ln"
+    /// Answer 400 when query and header tokens differ or the query holds several different tokens.
+    public var strict = true
+    /// `GET /livetv/dvrs` for a shared user: `200-list`, `200-empty` or `403`.
+    public var livetvDvrsForUser = "200-list"
+    /// gzip responses when the client accepts it (applies to new connections).
+    public var gzip = false
+    /// Delay before answering `/library/sections` (to test validation timeouts), in milliseconds.
+    public var validationDelayMs = 0
+
+    public init() {}
+}
+
+/// The class of the token a request carried.
+public enum TokenClass: String, Sendable, Codable {
+    case owner = "OWNER"
+    case user = "USER"
+    case userTuner = "USER_TUNER"
+    case jwt = "JWT"
+    case other = "OTHER"
+    case unknown = "UNKNOWN"
+    case none = "NONE"
+
+    /// Whether PMS would accept the token at all.
+    var authorized: Bool { self == .owner || self == .user || self == .userTuner || self == .jwt }
+    /// Whether the account has tuner entitlement.
+    var entitled: Bool { self == .owner || self == .userTuner }
+}
+
+/// One request as received, for tests to read back. Tokens appear only as class labels
+/// (`OWNER`, `USER`, …) or `unknown:<fingerprint>`, never raw.
+public struct RecordedRequest: Sendable, Codable, Equatable {
+    public var seq: Int
+    public var method: String
+    public var path: String
+    /// The query exactly as received except that each `X-Plex-Token` value is replaced by its label.
+    public var rawQuery: String
+    public var queryTokens: [String]
+    public var headerTokens: [String]
+    public var smuggledTokens: [String]
+    public var tokenClass: String
+    public var status: Int
+    public var clientIdentifier: String?
+    public var sessionIdentifier: String?
+    public var referer: String?
+    public var connectionHeader: String?
+    public var upgrade: String?
+    public var bodySha256: String?
+    public var receivedAt: String
+}
+
+/// A request as the fake sees it.
+public struct FakeRequest: Sendable {
+    public var method: String
+    public var target: String
+    public var headers: [(String, String)]
+    public var body: [UInt8]
+
+    public init(method: String, target: String, headers: [(String, String)], body: [UInt8] = []) {
+        self.method = method
+        self.target = target
+        self.headers = headers
+        self.body = body
+    }
+
+    func header(_ name: String) -> String? {
+        headers.first { $0.0.lowercased() == name }?.1
+    }
+}
+
+/// A response the fake sends.
+public struct FakeResponse: Sendable {
+    public var status: Int
+    public var headers: [(String, String)]
+    public var body: [UInt8]
+    /// Switch to the websocket protocol (101) instead of sending `body`.
+    public var upgradeToWebSocket = false
+    /// Hold the answer back this long (the server schedules it; the event loop is never blocked).
+    public var delayMilliseconds = 0
+}
+
+/// The routing and status matrix of plex-wire.md §5, as a pure function plus a request log.
+public final class FakePMS: Sendable {
+    private let state: Mutex<FakeState>
+
+    public init(config: FakePMSConfig = FakePMSConfig()) {
+        state = Mutex(FakeState(config: config))
+    }
+
+    public var config: FakePMSConfig { state.withLock { $0.config } }
+
+    public func update(_ change: (inout FakePMSConfig) -> Void) {
+        state.withLock { change(&$0.config) }
+    }
+
+    /// Every recorded request, optionally only those with `path`.
+    public func requests(path: String? = nil) -> [RecordedRequest] {
+        state.withLock { state in path.map { p in state.log.filter { $0.path == p } } ?? state.log }
+    }
+
+    public func resetRequests() {
+        state.withLock { $0.log.removeAll() }
+    }
+
+    /// The last request to `path`.
+    public func last(path: String) -> RecordedRequest? { requests(path: path).last }
+
+    static let h401 = Array(
+        "<html><head><script>window.location = window.location.href.match(/(^.+\\/)[^\\/]*$/)[1] + 'web/index.html';</script><title>Unauthorized</title></head><body><h1>401 Unauthorized</h1></body></html>"
+            .utf8)
+    static let h403 = Array("<html><head><title>Forbidden</title></head><body><h1>403 Forbidden</h1></body></html>".utf8)
+
+    /// Answers one request and (unless told not to) records it.
+    public func handle(_ request: FakeRequest, record: Bool = true) -> FakeResponse {
+        let config = self.config
+        let split = request.target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        let rawPath = String(split[0])
+        let rawQuery = split.count > 1 ? String(split[1]) : ""
+        let path = rawPath.removingPercentEncoding ?? rawPath
+        let params = Self.parseForm(rawQuery)
+        let queryTokens = params.filter { $0.rawName == "X-Plex-Token" }.map(\.value)
+        let smuggled = params.filter { $0.rawName != "X-Plex-Token" && $0.name.lowercased() == "x-plex-token" }.map(\.value)
+        let headerTokens = request.headers.filter { $0.0.lowercased() == "x-plex-token" }.map(\.1)
+        let distinct = Set((queryTokens + headerTokens).filter { !$0.isEmpty })
+        let token = queryTokens.first { !$0.isEmpty } ?? headerTokens.first { !$0.isEmpty }
+        let tokenClass = token.map { classify($0, config) } ?? .none
+
+        var response: FakeResponse
+        if config.strict, distinct.count > 1 {
+            response = Self.text(400, "token carriers disagree")
+        } else {
+            response = route(request, path: path, params: params, tokenClass: tokenClass, config: config)
+        }
+        response.headers.append(("X-Plex-Protocol", "1.0"))
+        guard record else { return response }
+        let labelled = Self.labelTokens(rawQuery, config)
+        state.withLock { state in
+            state.seq += 1
+            state.log.append(
+                RecordedRequest(
+                    seq: state.seq, method: request.method, path: path, rawQuery: labelled,
+                    queryTokens: queryTokens.map { label($0, config) }, headerTokens: headerTokens.map { label($0, config) },
+                    smuggledTokens: smuggled.map { label($0, config) }, tokenClass: tokenClass.rawValue,
+                    status: response.upgradeToWebSocket ? 101 : response.status,
+                    clientIdentifier: params.first { $0.name == "X-Plex-Client-Identifier" }?.value
+                        ?? request.header("x-plex-client-identifier"),
+                    sessionIdentifier: params.first { $0.name == "X-Plex-Session-Identifier" }?.value
+                        ?? request.header("x-plex-session-identifier"),
+                    referer: request.header("referer"), connectionHeader: request.header("connection"),
+                    upgrade: request.header("upgrade"),
+                    bodySha256: request.body.isEmpty ? nil : SHA256.hash(data: request.body).map { String(format: "%02x", $0) }.joined(),
+                    receivedAt: ISO8601DateFormatter().string(from: Date())))
+        }
+        return response
+    }
+
+    func classify(_ token: String, _ config: FakePMSConfig) -> TokenClass {
+        switch token {
+        case config.ownerToken: return .owner
+        case config.userToken: return .user
+        case config.userTunerToken: return .userTuner
+        case config.jwtToken: return .jwt
+        case config.otherToken: return .other
+        default: return .unknown
+        }
+    }
+
+    func label(_ token: String, _ config: FakePMSConfig) -> String {
+        let tokenClass = classify(token, config)
+        if tokenClass != .unknown { return tokenClass.rawValue }
+        if token.isEmpty { return "" }
+        return "unknown:sha256:" + SHA256.hash(data: Array(token.utf8)).prefix(8).map { String(format: "%02x", $0) }.joined()
+    }
+
+    static func labelTokens(_ rawQuery: String, _ config: FakePMSConfig) -> String {
+        guard !rawQuery.isEmpty else { return "" }
+        let fake = FakePMS(config: config)
+        return rawQuery.split(separator: "&", omittingEmptySubsequences: false).map { part -> String in
+            guard part.hasPrefix("X-Plex-Token=") else { return String(part) }
+            let value = String(part.dropFirst(13)).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? ""
+            return "X-Plex-Token=" + fake.label(value, config)
+        }.joined(separator: "&")
+    }
+
+    struct Param {
+        var rawName: String
+        var name: String
+        var value: String
+    }
+
+    static func parseForm(_ text: String) -> [Param] {
+        text.split(separator: "&").map { part in
+            let pieces = part.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let rawName = String(pieces[0])
+            let rawValue = pieces.count > 1 ? String(pieces[1]) : ""
+            return Param(
+                rawName: rawName, name: rawName.removingPercentEncoding ?? rawName,
+                value: rawValue.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? rawValue)
+        }
+    }
+
+    /// PMS is lenient: a value mentioning Live TV at any of a few decoding depths counts.
+    static func mentionsLiveTV(_ value: String) -> Bool {
+        var layer = value
+        for _ in 0..<4 {
+            if layer.contains("/livetv/") || layer.contains("tv.plex.providers.epg.xmltv") { return true }
+            guard let next = layer.removingPercentEncoding, next != layer else { return false }
+            layer = next
+        }
+        return false
+    }
+
+    private func route(
+        _ request: FakeRequest, path: String, params: [Param], tokenClass: TokenClass, config: FakePMSConfig
+    ) -> FakeResponse {
+        let json = (request.header("accept") ?? "").contains("application/json")
+        let method = request.method
+        if method == "OPTIONS" {
+            return FakeResponse(
+                status: 204,
+                headers: [
+                    ("Access-Control-Allow-Origin", "*"),
+                    ("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS"),
+                    ("Access-Control-Allow-Headers", "X-Plex-Token, X-Plex-Client-Identifier, Content-Type"),
+                ], body: [])
+        }
+        if path == "/identity" {
+            return container(
+                json, attributes: ["size": "0", "claimed": "1", "machineIdentifier": config.machineIdentifier, "version": config.version])
+        }
+        guard tokenClass.authorized else {
+            var response = FakeResponse(status: 401, headers: [("Content-Type", "text/html")], body: Self.h401)
+            if path == "/library/sections" { response.delayMilliseconds = config.validationDelayMs }
+            return response
+        }
+        let entitled = tokenClass.entitled
+        let forbidden = FakeResponse(status: 403, headers: [("Content-Type", "text/html")], body: Self.h403)
+        let values = { (name: String) in params.filter { $0.name.lowercased() == name }.map(\.value) }
+        let liveParameter = { (names: [String]) in names.flatMap(values).contains(where: Self.mentionsLiveTV) }
+
+        switch path {
+        case "/":
+            return container(json, attributes: rootAttributes(tokenClass, config))
+        case "/library/sections":
+            let sections = tokenClass == .owner ? ["Movies", "TV Shows", "Music"] : ["Movies", "TV Shows"]
+            var response = container(
+                json, attributes: ["size": String(sections.count), "title1": "Plex Library"],
+                children: sections.enumerated().map { ("Directory", ["key": String($0.offset + 1), "title": $0.element]) })
+            response.delayMilliseconds = config.validationDelayMs
+            return response
+        case "/media/providers":
+            var children = [("MediaProvider", ["identifier": "com.plexapp.plugins.library", "title": "Library"])]
+            if entitled {
+                children.append(
+                    ("MediaProvider", ["identifier": "tv.plex.providers.epg.xmltv:135", "title": "Live TV & DVR", "protocols": "livetv"]))
+            }
+            var attributes = rootAttributes(tokenClass, config)
+            attributes["size"] = String(children.count)
+            return container(json, attributes: attributes, children: children)
+        case "/livetv/dvrs" where method == "GET" || method == "HEAD":
+            if !entitled {
+                switch config.livetvDvrsForUser {
+                case "403": return forbidden
+                case "200-empty": return container(json, attributes: ["size": "0"])
+                default: break
+                }
+            }
+            return container(
+                json, attributes: ["size": "1"],
+                children: [("Dvr", ["key": "135", "epgIdentifier": "tv.plex.providers.epg.xmltv:135", "language": "eng"])])
+        case "/:/prefs":
+            guard tokenClass == .owner else { return forbidden }
+            if method == "PUT" { return FakeResponse(status: 200, headers: [], body: []) }
+            return container(json, attributes: ["size": "1"], children: [("Setting", ["id": "RelayEnabled", "type": "bool", "value": "0"])])
+        case "/accounts", "/status/sessions":
+            return tokenClass == .owner ? container(json, attributes: ["size": "0"]) : forbidden
+        case "/:/websockets/notifications":
+            if request.header("upgrade")?.lowercased() == "websocket" {
+                var response = FakeResponse(status: 101, headers: [], body: [])
+                response.upgradeToWebSocket = true
+                return response
+            }
+            return Self.text(400, "websocket upgrade required")
+        case "/:/timeline":
+            return liveParameter(["key"]) && !entitled ? forbidden : container(json, attributes: ["size": "0"])
+        default:
+            break
+        }
+        if method == "POST", Self.isTunePath(path) {
+            guard entitled else { return forbidden }
+            var response = container(
+                json, attributes: ["size": "1"],
+                children: [("MediaSubscription", ["key": "809", "type": "rolling"]), ("Video", ["key": "/livetv/sessions/c1e26483-946b-4f8a-8120-bd498bd31386"])])
+            response.headers.append(("X-Plex-Activity", "fake-activity-1"))
+            return response
+        }
+        let liveOnly = ["/livetv/", "/tv.plex.providers.epg.xmltv:", "/media/grabbers/", "/media/subscriptions"]
+        if liveOnly.contains(where: { path.hasPrefix($0) }) || path == "/media/subscriptions" {
+            return entitled ? container(json, attributes: ["size": "0"]) : forbidden
+        }
+        if path.hasPrefix("/video/:/transcode/") {
+            return liveParameter(["path"]) && !entitled ? forbidden : container(json, attributes: ["size": "0"])
+        }
+        if path == "/playQueues" || path.hasPrefix("/playQueues/") {
+            let bodyLive = Self.parseForm(String(decoding: request.body, as: UTF8.self))
+                .filter { ["uri", "path"].contains($0.name.lowercased()) }.contains { Self.mentionsLiveTV($0.value) }
+            return (liveParameter(["uri", "path"]) || bodyLive) && !entitled ? forbidden : container(json, attributes: ["size": "0"])
+        }
+        let ordinary = ["/library/", "/hubs/", "/photo/:/transcode", "/:/scrobble"]
+        if ordinary.contains(where: { path.hasPrefix($0) }) {
+            return container(json, attributes: ["size": "0"])
+        }
+        return Self.text(404, "not found")
+    }
+
+    private func rootAttributes(_ tokenClass: TokenClass, _ config: FakePMSConfig) -> [String: String] {
+        var attributes = [
+            "size": "0", "friendlyName": config.friendlyName, "machineIdentifier": config.machineIdentifier,
+            "version": config.version, "myPlex": "1", "multiuser": "1",
+            "allowTuners": tokenClass.entitled ? "1" : "0",
+        ]
+        if tokenClass == .owner {
+            attributes["livetv"] = "1"
+            attributes["ownerFeatures"] = "camera_upload,dvr,livetv,sync"
+        }
+        return attributes
+    }
+
+    static func isTunePath(_ path: String) -> Bool {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false)
+        return segments.count == 7 && segments[1] == "livetv" && segments[2] == "dvrs" && segments[4] == "channels"
+            && segments[6] == "tune"
+    }
+
+    static func text(_ status: Int, _ text: String) -> FakeResponse {
+        FakeResponse(status: status, headers: [("Content-Type", "text/plain")], body: Array(text.utf8))
+    }
+
+    /// A MediaContainer in XML (default) or JSON (`Accept: application/json`).
+    private func container(
+        _ json: Bool, attributes: [String: String], children: [(String, [String: String])] = []
+    ) -> FakeResponse {
+        if json {
+            var object: [String: Any] = [:]
+            for (key, value) in attributes {
+                if key == "allowTuners" { object[key] = value == "1" } else { object[key] = Int(value) ?? value as Any }
+            }
+            var grouped: [String: [[String: String]]] = [:]
+            for (name, attrs) in children { grouped[name, default: []].append(attrs) }
+            for (name, list) in grouped { object[name] = list }
+            let data = (try? JSONSerialization.data(withJSONObject: ["MediaContainer": object], options: [.sortedKeys])) ?? Data()
+            return FakeResponse(status: 200, headers: [("Content-Type", "application/json")], body: Array(data))
+        }
+        func attributeText(_ attrs: [String: String]) -> String {
+            attrs.sorted { $0.key < $1.key }.map { " \($0.key)=\"\(Self.xmlEscape($0.value))\"" }.joined()
+        }
+        var xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<MediaContainer\(attributeText(attributes))"
+        if children.isEmpty {
+            xml += "/>\n"
+        } else {
+            xml += ">\n" + children.map { "<\($0.0)\(attributeText($0.1))/>\n" }.joined() + "</MediaContainer>\n"
+        }
+        return FakeResponse(status: 200, headers: [("Content-Type", "text/xml;charset=utf-8")], body: Array(xml.utf8))
+    }
+
+    static func xmlEscape(_ text: String) -> String {
+        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "\"", with: "&quot;")
+            .replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+    }
+}
+
+/// The fake's mutable state.
+struct FakeState {
+    var config: FakePMSConfig
+    var log: [RecordedRequest] = []
+    var seq = 0
+}

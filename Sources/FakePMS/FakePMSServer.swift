@@ -1,0 +1,226 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOHTTPCompression
+import NIOPosix
+import NIOWebSocket
+
+/// Runs a `FakePMS` on a loopback HTTP/1.1 port, and its control API (`/__fake/…`) on a separate port so a
+/// proxy under test can never reach it by accident.
+public final class FakePMSServer: Sendable {
+    public let pms: FakePMS
+    public let port: Int
+    public let controlPort: Int
+    private let channels: [any Channel]
+
+    private init(pms: FakePMS, channels: [any Channel], port: Int, controlPort: Int) {
+        self.pms = pms
+        self.channels = channels
+        self.port = port
+        self.controlPort = controlPort
+    }
+
+    /// Binds both ports (0 = ephemeral) on `host`, which must be a loopback address.
+    public static func start(
+        pms: FakePMS, host: String = "127.0.0.1", port: Int = 0, controlPort: Int = 0,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> FakePMSServer {
+        let main = try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let upgrader = NIOWebSocketServerUpgrader(
+                        shouldUpgrade: { channel, head in
+                            let response = pms.handle(FakeRequest(head: head), record: false)
+                            return channel.eventLoop.makeSucceededFuture(response.upgradeToWebSocket ? HTTPHeaders() : nil)
+                        },
+                        upgradePipelineHandler: { channel, head in
+                            _ = pms.handle(FakeRequest(head: head))
+                            return channel.eventLoop.makeCompletedFuture {
+                                try channel.pipeline.syncOperations.addHandler(NotificationSocketHandler())
+                            }
+                        })
+                    let handler = FakePMSHandler(pms: pms)
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                        withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }))
+                    if pms.config.gzip {
+                        try channel.pipeline.syncOperations.addHandler(HTTPResponseCompressor())
+                    }
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                }
+            }
+            .bind(host: host, port: port).get()
+        let control = try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(FakeControlHandler(pms: pms))
+                }
+            }
+            .bind(host: host, port: controlPort).get()
+        return FakePMSServer(
+            pms: pms, channels: [main, control], port: main.localAddress?.port ?? 0,
+            controlPort: control.localAddress?.port ?? 0)
+    }
+
+    public func shutdown() async {
+        for channel in channels { try? await channel.close() }
+    }
+}
+
+extension FakeRequest {
+    init(head: HTTPRequestHead, body: [UInt8] = []) {
+        self.init(method: head.method.rawValue, target: head.uri, headers: head.headers.map { ($0.name, $0.value) }, body: body)
+    }
+}
+
+/// Collects one request, asks the fake, writes its answer (possibly after a scheduled delay).
+final class FakePMSHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let pms: FakePMS
+    private var head: HTTPRequestHead?
+    private var body: [UInt8] = []
+
+    init(pms: FakePMS) {
+        self.pms = pms
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            body = []
+        case .body(var buffer):
+            if body.count < 1 << 20 { body += buffer.readBytes(length: buffer.readableBytes) ?? [] }
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            let response = pms.handle(FakeRequest(head: head, body: body))
+            let keepAlive = head.isKeepAlive
+            let isHead = head.method == .HEAD
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            let write: @Sendable () -> Void = {
+                let (handler, context) = loopBound.value
+                handler.write(response, keepAlive: keepAlive, isHead: isHead, context: context)
+            }
+            if response.delayMilliseconds > 0 {
+                context.eventLoop.scheduleTask(in: .milliseconds(Int64(response.delayMilliseconds))) { write() }
+            } else {
+                write()
+            }
+        }
+    }
+
+    private func write(_ response: FakeResponse, keepAlive: Bool, isHead: Bool, context: ChannelHandlerContext) {
+        var headers = HTTPHeaders(response.headers)
+        headers.replaceOrAdd(name: "Content-Length", value: String(response.body.count))
+        headers.replaceOrAdd(name: "Connection", value: keepAlive ? "keep-alive" : "close")
+        let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if !isHead, !response.body.isEmpty {
+            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: response.body)))), promise: nil)
+        }
+        let done = context.writeAndFlushPromise()
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: done)
+        if !keepAlive {
+            let channel = context.channel
+            done.futureResult.whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+}
+
+extension ChannelHandlerContext {
+    fileprivate func writeAndFlushPromise() -> EventLoopPromise<Void> { eventLoop.makePromise() }
+}
+
+/// After the websocket upgrade: one `ping` notification, then answer pings and closes.
+final class NotificationSocketHandler: ChannelInboundHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let text = #"{"NotificationContainer":{"type":"ping","size":0}}"#
+        let frame = WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: text))
+        context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.opcode {
+        case .ping:
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: frame.data)), promise: nil)
+        case .connectionClose:
+            let close = WebSocketFrame(fin: true, opcode: .connectionClose, data: frame.data)
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(close)).whenComplete { _ in channel.close(promise: nil) }
+        default:
+            break
+        }
+    }
+}
+
+/// `GET /__fake/requests[?path=…]`, `DELETE /__fake/requests`, `GET|PUT /__fake/config`.
+final class FakeControlHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let pms: FakePMS
+    private var head: HTTPRequestHead?
+    private var body: [UInt8] = []
+
+    init(pms: FakePMS) {
+        self.pms = pms
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            body = []
+        case .body(var buffer):
+            body += buffer.readBytes(length: buffer.readableBytes) ?? []
+        case .end:
+            guard let head else { return }
+            let (status, payload) = answer(head)
+            var headers = HTTPHeaders([("Content-Type", "application/json"), ("Content-Length", String(payload.count))])
+            headers.add(name: "Connection", value: head.isKeepAlive ? "keep-alive" : "close")
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: payload)))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
+    }
+
+    private func answer(_ head: HTTPRequestHead) -> (HTTPResponseStatus, [UInt8]) {
+        let parts = head.uri.split(separator: "?", maxSplits: 1)
+        let path = parts.first.map(String.init) ?? ""
+        let query = parts.count > 1 ? FakePMS.parseForm(String(parts[1])) : []
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        switch (head.method, path) {
+        case (.GET, "/__fake/requests"):
+            let filter = query.first { $0.name == "path" }?.value
+            return (.ok, Array((try? encoder.encode(pms.requests(path: filter))) ?? Data()))
+        case (.DELETE, "/__fake/requests"):
+            pms.resetRequests()
+            return (.ok, Array("{}".utf8))
+        case (.GET, "/__fake/config"):
+            return (.ok, Array((try? encoder.encode(pms.config)) ?? Data()))
+        case (.PUT, "/__fake/config"):
+            guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
+                return (.badRequest, Array(#"{"error":"expected a JSON object"}"#.utf8))
+            }
+            var merged = (try? JSONSerialization.jsonObject(with: encoder.encode(pms.config)) as? [String: Any]) ?? [:]
+            for (key, value) in object { merged[key] = value }
+            guard let data = try? JSONSerialization.data(withJSONObject: merged),
+                let config = try? JSONDecoder().decode(FakePMSConfig.self, from: data)
+            else { return (.badRequest, Array(#"{"error":"unknown field or wrong type"}"#.utf8)) }
+            pms.update { $0 = config }
+            return (.ok, Array((try? encoder.encode(config)) ?? Data()))
+        default:
+            return (.notFound, Array(#"{"error":"not found"}"#.utf8))
+        }
+    }
+}

@@ -1,0 +1,85 @@
+import AsyncHTTPClient
+import FakePMS
+import LiveTVAuthz
+import LiveTVAuthzCore
+import Testing
+
+/// The guard against a real HTTP fake PMS on a loopback ephemeral port.
+@Suite("Guard against a real HTTP fake PMS")
+struct PMSIntegrationTests {
+    func withGuard(
+        config: FakePMSConfig = FakePMSConfig(), timeout: Duration = .seconds(3),
+        _ body: (Guard, FakePMSServer, CapturedLog) async throws -> Void
+    ) async throws {
+        let server = try await FakePMSServer.start(pms: FakePMS(config: config))
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        let log = CapturedLog()
+        let clock = SystemClock()
+        let pmsURL = PMSURL("http://127.0.0.1:\(server.port)")!
+        let validator = TokenValidator(client: HTTPPMSClient(baseURL: pmsURL, timeout: timeout, client: client), clock: clock)
+        let guardian = Guard(
+            classifier: LiveTVClassifier(references: LiveTVReferenceMatcher(pmsAuthority: pmsURL.authority)),
+            owner: OwnerTokenHolder(PlexToken(config.ownerToken)!), policy: AbusePolicy(threshold: 2),
+            validator: validator, state: InMemoryGuardState(blocker: AbuseBlocker(policy: AbusePolicy(threshold: 2))),
+            audit: AuditLog(logger: log.logger, since: clock.now()), clock: clock)
+        do {
+            try await body(guardian, server, log)
+        } catch {
+            try await client.shutdown()
+            await server.shutdown()
+            throw error
+        }
+        try await client.shutdown()
+        await server.shutdown()
+    }
+
+    func request(_ target: String, headers: [HTTPField] = []) -> AuthzRequest {
+        AuthzRequest(
+            method: "GET", target: target, headers: [HTTPField(name: "X-Forwarded-For", value: "203.0.113.8")] + headers,
+            peer: PeerFacts(trustedFrontend: true))
+    }
+
+    @Test func sharedUserIsValidatedOverHTTPWithAHeaderToken() async throws {
+        try await withGuard { guardian, server, log in
+            let elevated = await guardian.decide(request("/livetv/dvrs?X-Plex-Token=user0000000000000000"))
+            #expect(elevated.elevate)
+            #expect(elevated.upstreamTarget == "/livetv/dvrs?X-Plex-Token=ownr0000000000000000")
+            let probe = try #require(server.pms.last(path: "/library/sections"))
+            // The token travelled as a header, not in the URL PMS logs.
+            #expect(probe.headerTokens == ["USER"] && probe.queryTokens.isEmpty && probe.status == 200)
+            let fake = await guardian.decide(request("/livetv/dvrs?X-Plex-Token=othr0000000000000000"))
+            #expect(!fake.elevate && fake.outcome == .denyUnauthorizedToken)
+            #expect(server.pms.last(path: "/library/sections")?.status == 401)
+            let random = await guardian.decide(request("/livetv/dvrs", headers: [HTTPField(name: "X-Plex-Token", value: "random-garbage")]))
+            #expect(!random.elevate && random.outcome == .denyUnauthorizedToken)
+            #expect(log.outcomes() == ["elevated_live_tv", "deny_unauthorized_token", "deny_unauthorized_token", "bad_actor_blocked"])
+            #expect(server.pms.requests(path: "/library/sections").count == 3)
+        }
+    }
+
+    @Test func slowPMSTimesOutAndNeverElevatesOrBlocks() async throws {
+        var config = FakePMSConfig()
+        config.validationDelayMs = 2_000
+        try await withGuard(config: config, timeout: .milliseconds(200)) { guardian, _, log in
+            for _ in 0..<3 {
+                let decision = await guardian.decide(request("/livetv/dvrs?X-Plex-Token=user0000000000000000"))
+                #expect(!decision.elevate && !decision.rejected)
+                #expect(decision.outcome == .denyValidationUnavailable)
+                #expect(decision.reason.contains("timeout"))
+            }
+            #expect(log.outcomes() == Array(repeating: "deny_validation_unavailable", count: 3))
+        }
+    }
+
+    @Test func pmsDownIsUnavailableNotUnauthorized() async throws {
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        // Bind-and-close to find a port nothing listens on.
+        let server = try await FakePMSServer.start(pms: FakePMS())
+        let port = server.port
+        await server.shutdown()
+        let pms = HTTPPMSClient(baseURL: PMSURL("http://127.0.0.1:\(port)")!, timeout: .seconds(2), client: client)
+        let check = await pms.checkToken(PlexToken("user0000000000000000")!)
+        if case .unavailable = check {} else { Issue.record("expected unavailable, got \(check)") }
+        try await client.shutdown()
+    }
+}
