@@ -42,6 +42,8 @@ let package = Package(
                 "LiveTVAuthzCore",
                 "LiveTVAuthz",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // A faithful fake Plex Media Server for tests, benchmarks and the demo (plex-wire.md §5).

@@ -80,13 +80,28 @@ public struct Explainer: Sendable {
     }
 
     /// The contract's answer line: `{"elevate":…,"rule":"…","upstreamTarget":"…","upstreamToken":…}`.
-    public static func answerLine(_ decision: AuthzDecision) -> String {
+    /// With a guard (`withOutcome`), `"outcome"` (the audit outcome or null) and `"rejected"` follow.
+    public static func answerLine(_ decision: AuthzDecision, withOutcome: Bool = false) -> String {
         var line = JSONLine()
         line.field("elevate", decision.elevate)
         line.field("rule", decision.rule.rawValue)
         line.field("upstreamTarget", decision.upstreamTarget)
         line.field("upstreamToken", decision.upstreamToken?.value)
+        if withOutcome {
+            line.field("outcome", decision.outcome?.rawValue)
+            line.field("rejected", decision.rejected)
+        }
         return line.finished()
+    }
+
+    /// Answers one input line with the full guard (token validation against PMS included).
+    public static func answer(line: String, guard guardian: Guard) async -> (text: String, failed: Bool) {
+        do {
+            let request = try parseRequest(line)
+            return (answerLine(await guardian.decide(request), withOutcome: true), false)
+        } catch {
+            return (JSONLine.error(error.description), true)
+        }
     }
 
     /// Answers one input line; the flag says whether the line failed.
@@ -100,7 +115,9 @@ public struct Explainer: Sendable {
     }
 
     /// A human-readable account of one decision.
-    public static func humanReport(_ request: AuthzRequest, _ decision: AuthzDecision, mode: ElevationMode) -> String {
+    public static func humanReport(
+        _ request: AuthzRequest, _ decision: AuthzDecision, mode: ElevationMode, validated: Bool = false
+    ) -> String {
         let classification = decision.classification
         var lines: [String] = []
         lines.append("request:         \(request.method) \(request.target)")
@@ -117,9 +134,14 @@ public struct Explainer: Sendable {
         if token.queryTokenParameters > 1 {
             lines.append("                 \(token.queryTokenParameters) X-Plex-Token query parameters (all rewritten on elevation)")
         }
-        let verdict = decision.elevate
-            ? "ELEVATE: owner token upstream, if the inbound token is valid for this server"
-            : "preserve: the inbound token goes upstream unchanged"
+        if let outcome = decision.outcome { lines.append("outcome:         \(outcome.rawValue)") }
+        let verdict =
+            decision.rejected
+            ? "REJECT: the source is blocked (HTTP 403)"
+            : decision.elevate
+                ? (validated ? "ELEVATE: owner token upstream (token validated)"
+                    : "ELEVATE: owner token upstream, if the inbound token is valid for this server")
+                : "preserve: the inbound token goes upstream unchanged"
         lines.append("decision:        \(verdict)")
         lines.append("upstream target: \(decision.upstreamTarget)")
         lines.append("upstream token:  \(decision.upstreamToken?.value ?? "(none: header removed)")")

@@ -1,12 +1,14 @@
 import ArgumentParser
+import AsyncHTTPClient
 import LiveTVAuthz
 import LiveTVAuthzCore
+import Logging
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
-struct ExplainCommand: ParsableCommand {
+struct ExplainCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "explain",
         abstract: "Show the decision for requests, assuming each inbound token is valid for this server.",
@@ -26,6 +28,10 @@ struct ExplainCommand: ParsableCommand {
             The owner token printed is the literal OWNER unless --owner-token is given, so no secret is printed
             by accident.
 
+            With --pms-url the full guard runs instead of assuming tokens are valid: each inbound token is
+            validated against that Plex server (GET /library/sections), the abuse blocker and cooldown apply
+            (in memory), audit lines go to standard error, and each answer gains "outcome" and "rejected".
+
             Examples:
               plex-livetv-authz explain --method GET --target '/livetv/dvrs?X-Plex-Token=abc'
               plex-livetv-authz explain < ../shared/data/plex-web-session.jsonl
@@ -41,8 +47,11 @@ struct ExplainCommand: ParsableCommand {
     @Option(help: "This server's machine identifier; server:// references to any other id are not Live TV. Default: accept any id.")
     var machineId: String?
 
-    @Option(help: "The PMS base URL; http(s) references to its authority (or loopback) count as this server.")
-    var pmsURL: String = "http://127.0.0.1:32400"
+    @Option(help: "Run the full guard: validate inbound tokens against this Plex server (e.g. http://127.0.0.1:32400). References to its authority (or loopback) count as this server.")
+    var pmsURL: String?
+
+    @Option(help: "With --pms-url: token validation timeout (Go duration).")
+    var timeout: String = "3s"
 
     @Option(help: "Single mode: the request method (case-sensitive).")
     var method: String?
@@ -69,32 +78,62 @@ struct ExplainCommand: ParsableCommand {
         if PlexToken(ownerToken) == nil {
             throw ValidationError("--owner-token must be 1-4096 visible ASCII characters.")
         }
-        if PMSURL(pmsURL) == nil {
+        if let pmsURL, PMSURL(pmsURL) == nil {
             throw ValidationError("--pms-url must be an http:// or https:// URL such as http://127.0.0.1:32400.")
+        }
+        if GoDuration.parse(timeout).map({ $0 <= .zero }) ?? true {
+            throw ValidationError("--timeout must be a positive Go duration such as 3s or 500ms.")
         }
         for header in headers where !header.contains(":") {
             throw ValidationError("--header '\(header)' must look like 'Name: value'.")
         }
     }
 
-    func run() throws {
+    func run() async throws {
+        let pms = pmsURL.flatMap(PMSURL.init)
         let classifier = LiveTVClassifier(
             mode: mode,
-            references: LiveTVReferenceMatcher(machineIdentifier: machineId, pmsAuthority: PMSURL(pmsURL)?.authority))
-        let explainer = Explainer(classifier: classifier, ownerToken: PlexToken(ownerToken)!)
+            references: LiveTVReferenceMatcher(
+                machineIdentifier: machineId, pmsAuthority: (pms ?? PMSURL("http://127.0.0.1:32400")!).authority))
+        let owner = PlexToken(ownerToken)!
+        let explainer = Explainer(classifier: classifier, ownerToken: owner)
+        var guardian: Guard? = nil
+        var client: HTTPClient? = nil
+        if let pms {
+            let http = HTTPClient(eventLoopGroupProvider: .singleton)
+            client = http
+            let clock = SystemClock()
+            let policy = AbusePolicy()
+            let validator = TokenValidator(
+                client: HTTPPMSClient(baseURL: pms, timeout: GoDuration.parse(timeout)!, client: http), clock: clock)
+            let logger = Logger(label: "plex-livetv-authz") { StreamLogHandler.standardError(label: $0) }
+            guardian = Guard(
+                classifier: classifier, owner: OwnerTokenHolder(owner), policy: policy, validator: validator,
+                state: InMemoryGuardState(blocker: AbuseBlocker(policy: policy)),
+                audit: AuditLog(logger: logger, since: clock.now()), clock: clock)
+        }
+        let result = await Result(catching: { try await execute(explainer: explainer, guardian: guardian) })
+        try? await client?.shutdown()
+        try result.get()
+    }
+
+    private func execute(explainer: Explainer, guardian: Guard?) async throws {
         if let method, let target {
             let request = AuthzRequest(
                 method: method, target: target, headers: headers.map(Self.parseHeader),
                 body: body.map { .seen(bytes: Array($0.utf8), contentType: contentType) }
                     ?? (bodyPresent ? .unseen : .none),
                 peer: PeerFacts(trustedFrontend: true))
-            print(Explainer.humanReport(request, explainer.decideAssumingValidToken(request), mode: mode))
+            let decision: AuthzDecision
+            if let guardian { decision = await guardian.decide(request) } else { decision = explainer.decideAssumingValidToken(request) }
+            print(Explainer.humanReport(request, decision, mode: mode, validated: guardian != nil))
             return
         }
         var failed = false
         while let line = readLine(strippingNewline: true) {
             if line.allSatisfy(\.isWhitespace) { continue }
-            let answer = explainer.answer(line: line)
+            let answer: (text: String, failed: Bool)
+            if let guardian { answer = await Explainer.answer(line: line, guard: guardian) } else { answer = explainer.answer(line: line) }
             failed = failed || answer.failed
             print(answer.text)
             fflush(nil)
@@ -110,3 +149,9 @@ struct ExplainCommand: ParsableCommand {
 }
 
 extension ElevationMode: ExpressibleByArgument {}
+
+extension Result where Failure == any Error {
+    init(catching body: () async throws -> Success) async {
+        do { self = .success(try await body()) } catch { self = .failure(error) }
+    }
+}
