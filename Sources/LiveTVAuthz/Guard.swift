@@ -22,7 +22,9 @@ public final class OwnerTokenHolder: Sendable {
 /// owner token. A denial preserves the request (the user's own token goes upstream); only a blocked source
 /// on a candidate is rejected (`decision.rejected`, HTTP 403).
 public final class Guard: Sendable {
-    public let classifier: LiveTVClassifier
+    private let classifierBox: Mutex<LiveTVClassifier>
+    /// The classifier in use (its machine identifier may be learnt from PMS after start).
+    public var classifier: LiveTVClassifier { classifierBox.withLock { $0 } }
     public let owner: OwnerTokenHolder
     /// The abuse limits (for the `bad_actor_blocked` line; the store enforces them).
     public let policy: AbusePolicy
@@ -30,12 +32,14 @@ public final class Guard: Sendable {
     private let state: any GuardStateStore
     private let audit: AuditLog
     private let clock: any WallClock
+    private let metrics: ServiceMetrics
 
     public init(
         classifier: LiveTVClassifier, owner: OwnerTokenHolder, policy: AbusePolicy, validator: any TokenValidating,
-        state: any GuardStateStore, audit: AuditLog, clock: any WallClock
+        state: any GuardStateStore, audit: AuditLog, clock: any WallClock, metrics: ServiceMetrics = .none
     ) {
-        self.classifier = classifier
+        self.metrics = metrics
+        self.classifierBox = Mutex(classifier)
         self.owner = owner
         self.policy = policy
         self.validator = validator
@@ -44,7 +48,18 @@ public final class Guard: Sendable {
         self.clock = clock
     }
 
+    /// Pins `server://` references to this PMS's machine identifier once it is known.
+    public func setMachineIdentifier(_ identifier: String) {
+        classifierBox.withLock { $0.references.machineIdentifier = Array(identifier.lowercased().utf8) }
+    }
+
     public func decide(_ request: AuthzRequest) async -> AuthzDecision {
+        let decision = await judge(request)
+        metrics.recordDecision(decision)
+        return decision
+    }
+
+    private func judge(_ request: AuthzRequest) async -> AuthzDecision {
         let classification = classifier.classify(request)
         let ownerToken = owner.current
         // Not a candidate (or refused before any token question): preserved, no audit, never blocked.
@@ -89,8 +104,16 @@ public final class Guard: Sendable {
             }
             return await finish(.denyAuthCooldown, valid: false, reason: "token denied recently for this source; PMS not asked", countFailure: true)
         }
+        let started = ContinuousClock.now
         let validation = await validator.validate(token)
         audit.recordCache(hit: validation.cacheHit)
+        if validation.cacheHit {
+            metrics.cacheHits.increment()
+        } else {
+            metrics.cacheMisses.increment()
+            metrics.validationDuration.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
+        }
+        if case .unavailable(let why) = validation.check { metrics.recordPMSError(why.kind) }
         switch validation.check {
         case .valid:
             return await finish(.elevatedLiveTV, valid: true, reason: classification.reason.description, countFailure: false)

@@ -11,13 +11,37 @@ public enum TokenCheck: Sendable, Hashable, CustomStringConvertible {
     case invalid(status: Int)
     /// Any other status, a timeout or a connection error: unknown, so never elevated, never cached,
     /// never counted as abuse.
-    case unavailable(String)
+    case unavailable(Unavailability)
 
     public var description: String {
         switch self {
         case .valid: return "valid"
         case .invalid(let status): return "rejected by PMS (HTTP \(status))"
         case .unavailable(let why): return "PMS unavailable: \(why)"
+        }
+    }
+}
+
+/// Why PMS could not say whether a token is valid.
+public enum Unavailability: Sendable, Hashable, CustomStringConvertible {
+    case timeout(Duration)
+    case status(Int)
+    case connection(String)
+
+    /// The metrics label.
+    public var kind: String {
+        switch self {
+        case .timeout: return "timeout"
+        case .status: return "status"
+        case .connection: return "connection"
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .timeout(let limit): return "timeout after \(GoDuration.format(limit))"
+        case .status(let code): return "HTTP \(code)"
+        case .connection(let what): return what
         }
     }
 }
@@ -54,12 +78,12 @@ public final class HTTPPMSClient: PMSClient {
             switch response.status.code {
             case 200..<300: return .valid
             case 401, 403: return .invalid(status: Int(response.status.code))
-            default: return .unavailable("HTTP \(response.status.code)")
+            default: return .unavailable(.status(Int(response.status.code)))
             }
         } catch let error as HTTPClientError where error == .deadlineExceeded {
-            return .unavailable("timeout after \(GoDuration.format(timeout))")
+            return .unavailable(.timeout(timeout))
         } catch {
-            return .unavailable(String(describing: type(of: error)) + ": " + String(describing: error))
+            return .unavailable(.connection(String(describing: error)))
         }
     }
 }

@@ -127,7 +127,7 @@ struct GuardTests {
     }
 
     @Test func pmsUnavailableNeverElevatesNeverBlocksNeverCaches() async {
-        let pms = ScriptedPMS([:], fallback: .unavailable("timeout after 3s"))
+        let pms = ScriptedPMS([:], fallback: .unavailable(.timeout(.seconds(3))))
         let h = Harness(policy: AbusePolicy(threshold: 2), pms: pms)
         for _ in 0..<5 {
             let d = await h.decide("/livetv/dvrs?X-Plex-Token=\(userValue)")
@@ -219,11 +219,11 @@ struct TokenValidatorTests {
     }
 
     @Test func invalidAndUnavailableAnswersAreNotCached() async {
-        let pms = ScriptedPMS([userValue: .invalid(status: 401), otherValue: .unavailable("HTTP 500")])
+        let pms = ScriptedPMS([userValue: .invalid(status: 401), otherValue: .unavailable(.status(500))])
         let validator = TokenValidator(client: pms, clock: ManualClock())
         for _ in 0..<2 {
             #expect(await validator.validate(PlexToken(userValue)!).check == .invalid(status: 401))
-            #expect(await validator.validate(PlexToken(otherValue)!).check == .unavailable("HTTP 500"))
+            #expect(await validator.validate(PlexToken(otherValue)!).check == .unavailable(.status(500)))
         }
         #expect(pms.callCount == 4)
     }

@@ -1,0 +1,60 @@
+import CoreMetrics
+import LiveTVAuthzCore
+import Synchronization
+
+/// The service's metrics, through swift-metrics with an explicit factory (the Prometheus registry in
+/// production, a private one in tests). No label ever carries a token, a fingerprint or an address:
+/// labels are rule ids, outcomes and fixed words only.
+public final class ServiceMetrics: Sendable {
+    private let factory: any MetricsFactory
+    private let decisions = Mutex<[String: Counter]>([:])
+    public let validationDuration: Timer
+    public let cacheHits: Counter
+    public let cacheMisses: Counter
+    public let cacheEntries: Gauge
+    public let activeBlocks: Gauge
+    private let pmsErrors = Mutex<[String: Counter]>([:])
+    public let openConnections: Meter
+    private let responses = Mutex<[String: Counter]>([:])
+
+    public init(factory: any MetricsFactory) {
+        self.factory = factory
+        validationDuration = Timer(label: "plexauthz_validation_duration_seconds", dimensions: [], factory: factory)
+        cacheHits = Counter(label: "plexauthz_validation_cache_total", dimensions: [("result", "hit")], factory: factory)
+        cacheMisses = Counter(label: "plexauthz_validation_cache_total", dimensions: [("result", "miss")], factory: factory)
+        cacheEntries = Gauge(label: "plexauthz_validation_cache_entries", dimensions: [], factory: factory)
+        activeBlocks = Gauge(label: "plexauthz_blocked_sources", dimensions: [], factory: factory)
+        openConnections = Meter(label: "plexauthz_open_connections", dimensions: [], factory: factory)
+    }
+
+    /// A metrics object that records nothing (tests, `explain`).
+    public static let none = ServiceMetrics(factory: NOOPMetricsHandler.instance)
+
+    /// Counts one decision by rule and outcome (`elevated`, `preserved` or the audit outcome).
+    public func recordDecision(_ decision: AuthzDecision) {
+        let outcome = decision.outcome?.rawValue ?? (decision.elevate ? "elevated" : "preserved")
+        counter(decisions, "plexauthz_decisions_total", [("rule", decision.rule.rawValue), ("outcome", outcome)])
+            .increment()
+    }
+
+    /// Counts a PMS validation failure by kind (`timeout`, `status`, `connection`).
+    public func recordPMSError(_ kind: String) {
+        counter(pmsErrors, "plexauthz_pms_errors_total", [("kind", kind)]).increment()
+    }
+
+    /// Counts an answer of the decision server by endpoint and status.
+    public func recordResponse(endpoint: String, status: Int) {
+        counter(responses, "plexauthz_http_responses_total", [("endpoint", endpoint), ("status", String(status))])
+            .increment()
+    }
+
+    private func counter(_ cache: borrowing Mutex<[String: Counter]>, _ label: String, _ dimensions: [(String, String)]) -> Counter {
+        let key = dimensions.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
+        return cache.withLock { counters in
+            if let counter = counters[key] { return counter }
+            let counter = Counter(label: label, dimensions: dimensions, factory: factory)
+            counters[key] = counter
+            return counter
+        }
+    }
+}
