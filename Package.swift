@@ -107,6 +107,10 @@ let package = Package(
             dependencies: [
                 "LiveTVAuthzHTTP", "LiveTVAuthz", "LiveTVAuthzCore", "FakePMS",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -29,24 +30,17 @@ public final class FakePMSServer: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let upgrader = NIOWebSocketServerUpgrader(
-                        shouldUpgrade: { channel, head in
-                            let response = pms.handle(FakeRequest(head: head), record: false)
-                            return channel.eventLoop.makeSucceededFuture(response.upgradeToWebSocket ? HTTPHeaders() : nil)
-                        },
-                        upgradePipelineHandler: { channel, head in
-                            _ = pms.handle(FakeRequest(head: head))
-                            return channel.eventLoop.makeCompletedFuture {
-                                try channel.pipeline.syncOperations.addHandler(NotificationSocketHandler())
-                            }
-                        })
-                    let handler = FakePMSHandler(pms: pms)
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }))
-                    if pms.config.gzip {
-                        try channel.pipeline.syncOperations.addHandler(HTTPResponseCompressor())
-                    }
-                    try channel.pipeline.syncOperations.addHandler(handler)
+                    // Built by hand (not configureHTTPServerPipeline with NIO's upgrader): PMS upgrades a
+                    // websocket on any request of a keep-alive connection, and nginx pools connections.
+                    let encoder = HTTPResponseEncoder()
+                    let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
+                    let compressor: HTTPResponseCompressor? = pms.config.gzip ? HTTPResponseCompressor() : nil
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(encoder)
+                    try sync.addHandler(decoder)
+                    if let compressor { try sync.addHandler(compressor) }
+                    try sync.addHandler(
+                        FakePMSHandler(pms: pms, httpHandlers: [encoder, decoder] + (compressor.map { [$0] } ?? [])))
                 }
             }
             .bind(host: host, port: port).get()
@@ -81,11 +75,13 @@ final class FakePMSHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     private let pms: FakePMS
+    private let httpHandlers: [any RemovableChannelHandler]
     private var head: HTTPRequestHead?
     private var body: [UInt8] = []
 
-    init(pms: FakePMS) {
+    init(pms: FakePMS, httpHandlers: [any RemovableChannelHandler]) {
         self.pms = pms
+        self.httpHandlers = httpHandlers
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -99,6 +95,10 @@ final class FakePMSHandler: ChannelInboundHandler, RemovableChannelHandler {
             guard let head else { return }
             self.head = nil
             let response = pms.handle(FakeRequest(head: head, body: body))
+            if response.upgradeToWebSocket, let key = head.headers.first(name: "Sec-WebSocket-Key") {
+                upgrade(context: context, key: key, extraHeaders: response.headers)
+                return
+            }
             let keepAlive = head.isKeepAlive
             let isHead = head.method == .HEAD
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
@@ -110,6 +110,29 @@ final class FakePMSHandler: ChannelInboundHandler, RemovableChannelHandler {
                 context.eventLoop.scheduleTask(in: .milliseconds(Int64(response.delayMilliseconds))) { write() }
             } else {
                 write()
+            }
+        }
+    }
+
+    /// Answers 101, then swaps the HTTP handlers for websocket framing and the notification socket.
+    private func upgrade(context: ChannelHandlerContext, key: String, extraHeaders: [(String, String)]) {
+        let digest = Insecure.SHA1.hash(data: Array((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").utf8))
+        var headers = HTTPHeaders(extraHeaders)
+        headers.add(name: "Upgrade", value: "websocket")
+        headers.add(name: "Connection", value: "Upgrade")
+        headers.add(name: "Sec-WebSocket-Accept", value: Data(digest).base64EncodedString())
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers))), promise: nil)
+        let channel = context.channel
+        let handlers = httpHandlers + [self]
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenSuccess { _ in
+            let sync = channel.pipeline.syncOperations
+            for handler in handlers { sync.removeHandler(handler, promise: nil) }
+            do {
+                try sync.addHandler(WebSocketFrameEncoder())
+                try sync.addHandler(ByteToMessageHandler(WebSocketFrameDecoder()))
+                try sync.addHandler(NotificationSocketHandler())
+            } catch {
+                channel.close(promise: nil)
             }
         }
     }
