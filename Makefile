@@ -2,13 +2,17 @@
 SWIFT ?= swift
 BIN := .build/debug/plex-livetv-authz
 
-.PHONY: all build test test-swift test-cli bench-core format clean
+.PHONY: all build demo test test-swift test-cli bench-core format clean
 
 all: build
 
 ## build: debug build of every target
 build:
 	$(SWIFT) build
+
+## demo: fake Plex + the service + a real nginx on loopback; shows decisions, runs until Ctrl-C
+demo:
+	bash scripts/demo.sh
 
 ## test: everything CI runs (unit tests, CLI contract checks)
 test: test-swift test-cli

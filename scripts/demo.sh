@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# `make demo`: the fake Plex server, plex-livetv-authz and a real nginx on loopback, everything under one
+# temporary directory, nginx running as the invoking user. Shows three requests and what Plex received,
+# then keeps running until Ctrl-C.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+    echo "nginx is not installed: installing Debian's nginx package (needs root or sudo)..."
+    if [ "$(id -u)" -eq 0 ]; then apt-get update -qq && apt-get install -y -qq --no-install-recommends nginx >/dev/null
+    else sudo apt-get update -qq && sudo apt-get install -y -qq --no-install-recommends nginx >/dev/null; fi
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+command -v curl >/dev/null 2>&1 || { echo "curl is needed for the demo (apt-get install curl)"; exit 1; }
+
+echo "Building (the first build takes several minutes)..."
+swift build -q --product plex-livetv-authz
+swift build -q --product fake-pms
+BIN=.build/debug
+
+DEMO=$(mktemp -d /tmp/plexauthz-demo.XXXXXX)
+PIDS=()
+cleanup() {
+    trap - EXIT INT TERM
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$DEMO"
+}
+trap cleanup EXIT
+trap 'echo; echo "Stopping."; cleanup; exit 0' INT TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+
+# 1. The fake Plex server (owner ownr0000000000000000, shared user user0000000000000000).
+"$BIN/fake-pms" >"$DEMO/fake.ports" 2>"$DEMO/fake.log" &
+PIDS+=($!)
+for _ in $(seq 100); do [ -s "$DEMO/fake.ports" ] && break; sleep 0.05; done
+PMS_PORT=$(sed -E 's/.*"port":([0-9]+).*/\1/' "$DEMO/fake.ports")
+CONTROL_PORT=$(sed -E 's/.*"controlPort":([0-9]+).*/\1/' "$DEMO/fake.ports")
+
+# 2. plex-livetv-authz on a Unix socket, owner token from a 0600 file.
+umask 077
+echo ownr0000000000000000 >"$DEMO/owner-token"
+umask 022
+"$BIN/plex-livetv-authz" serve --listen "unix:$DEMO/authz.sock" --owner-token-file "$DEMO/owner-token" \
+    --pms-url "http://127.0.0.1:$PMS_PORT" --abuse-state-file "$DEMO/state/blocks.json" 2>"$DEMO/service.log" &
+PIDS+=($!)
+for _ in $(seq 100); do [ -S "$DEMO/authz.sock" ] && break; sleep 0.05; done
+
+# 3. nginx with the shipped frontends/nginx files, on a free loopback port.
+NGINX_PORT=$(free_port)
+cp frontends/nginx/plexauthz-proxy.conf "$DEMO/plexauthz-proxy.conf"
+sed -e "s|listen 32401;|listen 127.0.0.1:$NGINX_PORT;|" \
+    -e "s|server 127.0.0.1:32400;|server 127.0.0.1:$PMS_PORT;|" \
+    -e "s|server unix:/run/plex-livetv-authz/authz.sock;|server unix:$DEMO/authz.sock;|" \
+    -e "s|/etc/nginx/snippets/plexauthz-proxy.conf|$DEMO/plexauthz-proxy.conf|" \
+    frontends/nginx/plex-livetv.conf >"$DEMO/plex-livetv.conf"
+USER_LINE=""
+[ "$(id -u)" -eq 0 ] && USER_LINE="user root root;"
+cat >"$DEMO/nginx.conf" <<CONF
+$USER_LINE
+worker_processes 1;
+pid $DEMO/nginx.pid;
+error_log $DEMO/nginx-error.log;
+events { worker_connections 256; }
+http {
+    access_log $DEMO/nginx-access.log;
+    client_body_temp_path $DEMO/client_body;
+    proxy_temp_path $DEMO/proxy;
+    fastcgi_temp_path $DEMO/fastcgi;
+    uwsgi_temp_path $DEMO/uwsgi;
+    scgi_temp_path $DEMO/scgi;
+    include $DEMO/plex-livetv.conf;
+}
+CONF
+"$NGINX" -p "$DEMO" -c "$DEMO/nginx.conf" -g 'daemon off;' 2>"$DEMO/nginx.out" &
+PIDS+=($!)
+for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/identity" && break; sleep 0.05; done
+
+FRONT="http://127.0.0.1:$NGINX_PORT"
+upstream() { # what the fake Plex server received last on a path
+    curl -s "http://127.0.0.1:$CONTROL_PORT/__fake/requests?path=$1" | python3 -c '
+import json, sys
+entry = json.load(sys.stdin)[-1]
+print("    Plex received: %s %s?%s" % (entry["method"], entry["path"], entry["rawQuery"]))
+print("    query token: %s   header token: %s   -> Plex answered %d" % (
+    ",".join(entry["queryTokens"]) or "none", ",".join(entry["headerTokens"]) or "none", entry["status"]))'
+}
+show() { # title, path, token
+    echo
+    echo "$1"
+    echo "  client: GET $2?X-Plex-Token=$3"
+    code=$(curl -s -o /dev/null -w '%{http_code}' "$FRONT$2?X-Plex-Token=$3")
+    echo "    client got HTTP $code"
+    upstream "$2"
+}
+
+echo
+echo "plex-livetv-authz demo: nginx on $FRONT, fake Plex on 127.0.0.1:$PMS_PORT, service on $DEMO/authz.sock"
+echo "Tokens: owner ownr0000000000000000 (only the service knows it), shared user user0000000000000000."
+show "1. A shared user's Live TV request is ELEVATED (the owner token goes to Plex, never to the client):" \
+    /livetv/dvrs user0000000000000000
+show "2. The same user's library request is PRESERVED (their own token):" \
+    /library/sections user0000000000000000
+show "3. A fake token is REFUSED elevation (forwarded unchanged, Plex rejects it):" \
+    /livetv/dvrs fakefakefakefakefake
+echo
+echo "Audit log of the service:"
+grep plexlabelproxy_audit "$DEMO/service.log" | sed 's/^/  /'
+echo
+echo "Still running. Try:"
+echo "  curl -i '$FRONT/livetv/dvrs?X-Plex-Token=user0000000000000000'"
+echo "  .build/debug/plex-livetv-authz explain --method GET --target '/livetv/dvrs?X-Plex-Token=abc'"
+echo "  curl -s --unix-socket $DEMO/authz.sock http://localhost/metrics"
+echo "  curl -s 'http://127.0.0.1:$CONTROL_PORT/__fake/requests'    (what Plex received)"
+echo "Logs: $DEMO/service.log  $DEMO/nginx-error.log"
+echo "Press Ctrl-C to stop."
+while true; do
+    sleep 3600 &
+    PIDS+=($!)
+    wait $! || true
+done
