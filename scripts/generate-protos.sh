@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# `make generate`: regenerate Sources/LiveTVAuthzGRPC/Generated from Protos/ with protoc and the
+# swift-protobuf / grpc-swift-protobuf plugins. Run by hand when the protos change; CI never builds the
+# plugins (their first build takes about ten minutes). Tool versions are pinned below and noted in
+# Protos/README.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+GRPC_SWIFT_PROTOBUF_VERSION=2.4.1   # brings swift-protobuf 1.39.0 and protoc-gen-swift with it
+TOOLS=.build-protoc
+OUT=Sources/LiveTVAuthzGRPC/Generated
+
+# protoc from Debian; the well-known types come from swift-protobuf's checkout (they match its runtime).
+if ! command -v protoc >/dev/null 2>&1; then
+    echo "protoc is missing: installing Debian's protobuf-compiler"
+    apt-get install -y -qq --no-install-recommends protobuf-compiler >/dev/null
+fi
+if [ ! -d "$TOOLS/grpc-swift-protobuf" ]; then
+    git clone -q --depth 1 --branch "$GRPC_SWIFT_PROTOBUF_VERSION" https://github.com/grpc/grpc-swift-protobuf.git \
+        "$TOOLS/grpc-swift-protobuf"
+fi
+swift build -q -c release --package-path "$TOOLS/grpc-swift-protobuf" --product protoc-gen-grpc-swift-2
+swift build -q -c release --package-path "$TOOLS/grpc-swift-protobuf" --product protoc-gen-swift
+BIN=$(swift build -c release --package-path "$TOOLS/grpc-swift-protobuf" --show-bin-path)
+
+rm -rf "$OUT"
+mkdir -p "$OUT"
+PROTOS=$(cd Protos && find . -name '*.proto' | sed 's|^\./||' | sort)
+(
+    cd Protos
+    protoc -I . -I "$OLDPWD/$TOOLS/grpc-swift-protobuf/.build/checkouts/swift-protobuf/Protos/Sources/SwiftProtobuf" \
+        --plugin=protoc-gen-swift="$OLDPWD/$BIN/protoc-gen-swift" \
+        --swift_out="$OLDPWD/$OUT" --swift_opt=Visibility=Public,FileNaming=PathToUnderscores \
+        --plugin=protoc-gen-grpc-swift-2="$OLDPWD/$BIN/protoc-gen-grpc-swift-2" \
+        --grpc-swift-2_out="$OLDPWD/$OUT" \
+        --grpc-swift-2_opt=Visibility=Public,Server=true,Client=true,FileNaming=PathToUnderscores \
+        $PROTOS
+)
+{
+    echo "protoc: $(protoc --version)"
+    echo "grpc-swift-protobuf: $GRPC_SWIFT_PROTOBUF_VERSION (protoc-gen-grpc-swift-2)"
+    echo "swift-protobuf: $(grep -A2 '"swift-protobuf"' "$TOOLS/grpc-swift-protobuf/Package.resolved" 2>/dev/null | grep -o '"version" : "[^"]*"' | cut -d'"' -f4 || echo unknown) (protoc-gen-swift)"
+} >"$OUT/VERSIONS.txt"
+echo "generated into $OUT:"
+ls "$OUT"
