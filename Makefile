@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN := .build/debug/plex-livetv-authz
 
-.PHONY: all build demo test test-swift test-cli bench-core format clean
+.PHONY: all build demo test test-swift test-cli test-interop generate bench bench-core bench-grpc format clean
 
 all: build
 
@@ -14,8 +14,8 @@ build:
 demo:
 	bash scripts/demo.sh
 
-## test: everything CI runs (unit tests, CLI contract checks)
-test: test-swift test-cli
+## test: everything CI runs (unit + nginx end-to-end + h2c interop, CLI contract, Envoy gRPC interop)
+test: test-swift test-cli test-interop
 
 test-swift:
 	$(SWIFT) build --build-tests
@@ -23,6 +23,14 @@ test-swift:
 
 test-cli: build
 	bash Tests/cli/explain-cli.sh $(BIN)
+
+## test-interop: the independent Python Envoy ext_authz client (Envoy's published protos) against serve
+test-interop: build
+	bash Tests/interop/run-envoy-grpc.sh .build/debug
+
+## generate: regenerate the committed Envoy gRPC code from Protos/ (builds the protoc plugins; not in CI)
+generate:
+	bash scripts/generate-protos.sh
 
 ## bench-core: decisions/s and allocations/decision of the pure core (release build, one thread)
 bench-core:
@@ -34,4 +42,4 @@ format:
 	$(SWIFT) format --in-place --recursive Sources Tests Benchmarks Package.swift
 
 clean:
-	rm -rf .build .build-*
+	rm -rf .build .build-* .build_*

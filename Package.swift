@@ -18,6 +18,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
@@ -59,12 +63,29 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // Envoy ext_authz over gRPC (envoy.service.auth.v3.Authorization/Check). Generated/ comes from
+        // Protos/ via `make generate` and is committed: CI never builds the protoc plugins.
+        .target(
+            name: "LiveTVAuthzGRPC",
+            dependencies: [
+                "LiveTVAuthz",
+                "LiveTVAuthzCore",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            exclude: ["Generated/VERSIONS.txt"]
+        ),
         .executableTarget(
             name: "plex-livetv-authz",
             dependencies: [
                 "LiveTVAuthzCore",
                 "LiveTVAuthz",
                 "LiveTVAuthzHTTP",
+                "LiveTVAuthzGRPC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -105,7 +126,9 @@ let package = Package(
         .testTarget(
             name: "LiveTVAuthzHTTPTests",
             dependencies: [
-                "LiveTVAuthzHTTP", "LiveTVAuthz", "LiveTVAuthzCore", "FakePMS",
+                "LiveTVAuthzHTTP", "LiveTVAuthzGRPC", "LiveTVAuthz", "LiveTVAuthzCore", "FakePMS",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -29,9 +29,9 @@ PROTOS=$(cd Protos && find . -name '*.proto' | sed 's|^\./||' | sort)
 (
     cd Protos
     protoc -I . -I "$OLDPWD/$TOOLS/grpc-swift-protobuf/.build/checkouts/swift-protobuf/Protos/Sources/SwiftProtobuf" \
-        --plugin=protoc-gen-swift="$OLDPWD/$BIN/protoc-gen-swift" \
+        --plugin=protoc-gen-swift="$BIN/protoc-gen-swift" \
         --swift_out="$OLDPWD/$OUT" --swift_opt=Visibility=Public,FileNaming=PathToUnderscores \
-        --plugin=protoc-gen-grpc-swift-2="$OLDPWD/$BIN/protoc-gen-grpc-swift-2" \
+        --plugin=protoc-gen-grpc-swift-2="$BIN/protoc-gen-grpc-swift-2" \
         --grpc-swift-2_out="$OLDPWD/$OUT" \
         --grpc-swift-2_opt=Visibility=Public,Server=true,Client=true,FileNaming=PathToUnderscores \
         $PROTOS
@@ -39,7 +39,11 @@ PROTOS=$(cd Protos && find . -name '*.proto' | sed 's|^\./||' | sort)
 {
     echo "protoc: $(protoc --version)"
     echo "grpc-swift-protobuf: $GRPC_SWIFT_PROTOBUF_VERSION (protoc-gen-grpc-swift-2)"
-    echo "swift-protobuf: $(grep -A2 '"swift-protobuf"' "$TOOLS/grpc-swift-protobuf/Package.resolved" 2>/dev/null | grep -o '"version" : "[^"]*"' | cut -d'"' -f4 || echo unknown) (protoc-gen-swift)"
+    echo "swift-protobuf: $(git -C "$TOOLS/grpc-swift-protobuf/.build/checkouts/swift-protobuf" describe --tags) (protoc-gen-swift)"
 } >"$OUT/VERSIONS.txt"
+# Files without a service come out of protoc-gen-grpc-swift-2 as empty shells: drop them.
+for file in "$OUT"/*.grpc.swift; do
+    grep -q "^public enum\|^extension\|^public struct" "$file" || rm "$file"
+done
 echo "generated into $OUT:"
 ls "$OUT"

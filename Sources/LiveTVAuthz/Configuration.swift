@@ -7,6 +7,8 @@ import Logging
 public struct Configuration: Sendable {
     /// Where to listen (`--listen`, `PLEX_LIVETV_AUTHZ_LISTEN`).
     public var listeners: [ListenAddress] = [.unix(path: "/run/plex-livetv-authz/authz.sock")]
+    /// Envoy ext_authz gRPC listeners (`--grpc-listen`, `PLEX_LIVETV_AUTHZ_GRPC_LISTEN`); none by default.
+    public var grpcListeners: [ListenAddress] = []
     /// Unix socket mode (`--socket-mode`, `PLEX_LIVETV_AUTHZ_SOCKET_MODE`, octal).
     public var socketMode: mode_t = 0o660
     /// Unix socket group (`--socket-group`, `PLEX_LIVETV_AUTHZ_SOCKET_GROUP`).
@@ -46,6 +48,7 @@ public struct Configuration: Sendable {
     /// The flags as given on the command line (`nil` = not given).
     public struct Flags: Sendable {
         public var listen: [String] = []
+        public var grpcListen: [String] = []
         public var socketMode: String?
         public var socketGroup: String?
         public var frontendKeyFile: String?
@@ -156,6 +159,17 @@ public struct Configuration: Sendable {
                 }
             }
         }
+        var grpcTexts = flags.grpcListen
+        if grpcTexts.isEmpty, let (text, _) = value(nil, ["PLEX_LIVETV_AUTHZ_GRPC_LISTEN"]) {
+            grpcTexts = text.split(separator: ",").map(String.init)
+        }
+        for text in grpcTexts {
+            if let address = ListenAddress(text) {
+                config.grpcListeners.append(address)
+            } else {
+                problem("grpc-listen", ["PLEX_LIVETV_AUTHZ_GRPC_LISTEN"], "\"\(text)\" is neither unix:/absolute/path nor host:port")
+            }
+        }
         if let (text, _) = value(flags.socketMode, ["PLEX_LIVETV_AUTHZ_SOCKET_MODE"]) {
             if let mode = mode_t(text, radix: 8), mode <= 0o777, mode & 0o007 == 0 {
                 config.socketMode = mode
@@ -178,7 +192,7 @@ public struct Configuration: Sendable {
         if config.allowedFrontends.isEmpty, let (text, _) = value(nil, ["PLEX_LIVETV_AUTHZ_ALLOW_FRONTENDS"]) {
             config.allowedFrontends = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         }
-        let tcp = config.listeners.filter { if case .tcp = $0 { return true } else { return false } }
+        let tcp = (config.listeners + config.grpcListeners).filter { if case .tcp = $0 { return true } else { return false } }
         if !tcp.isEmpty, config.frontendKey == nil {
             problem(
                 "frontend-key-file", ["PLEX_LIVETV_AUTHZ_FRONTEND_KEY_FILE", "PLEX_LIVETV_AUTHZ_FRONTEND_KEY"],

@@ -3,6 +3,7 @@ import AsyncHTTPClient
 import Foundation
 import LiveTVAuthz
 import LiveTVAuthzCore
+import LiveTVAuthzGRPC
 import LiveTVAuthzHTTP
 import Logging
 import Metrics
@@ -32,11 +33,14 @@ struct ServeCommand: AsyncParsableCommand {
             Signals: SIGTERM/SIGINT drain in-flight requests and write the abuse state file; SIGHUP re-reads \
             the owner token file.
 
-            Endpoints: /v1/nginx, /v1/forward, /v1/envoy/..., /healthz, /readyz, /metrics.
+            Endpoints: /v1/nginx, /v1/forward, /v1/envoy/..., /healthz, /readyz, /metrics; with --grpc-listen \
+            also envoy.service.auth.v3.Authorization/Check.
             """)
 
     @Option(name: .customLong("listen"), help: "unix:/path or host:port; repeatable. Env PLEX_LIVETV_AUTHZ_LISTEN (comma-separated). Default unix:/run/plex-livetv-authz/authz.sock.")
     var listen: [String] = []
+    @Option(name: .customLong("grpc-listen"), help: "Envoy ext_authz gRPC (envoy.service.auth.v3.Authorization/Check, h2c) on unix:/path or host:port; repeatable. Same trust rules and frontend key (metadata x-plexauthz-key) as --listen. Env PLEX_LIVETV_AUTHZ_GRPC_LISTEN. Default: off.")
+    var grpcListen: [String] = []
     @Option(help: "Octal mode of a Unix socket. Env PLEX_LIVETV_AUTHZ_SOCKET_MODE. Default 660.")
     var socketMode: String?
     @Option(help: "Group of a Unix socket (the frontend's, e.g. www-data). Env PLEX_LIVETV_AUTHZ_SOCKET_GROUP.")
@@ -83,6 +87,7 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         var flags = Configuration.Flags()
         flags.listen = listen
+        flags.grpcListen = grpcListen
         flags.socketMode = socketMode
         flags.socketGroup = socketGroup
         flags.frontendKeyFile = frontendKeyFile
@@ -171,6 +176,24 @@ struct Runner {
         settings.idleTimeout = config.idleTimeout
         settings.maximumConnections = config.maximumConnections
         let server = AuthzServer(settings: settings, service: decisions, metrics: metrics, logger: logger)
+        let keyCheck: (@Sendable (String?) -> Bool)?
+        if let key = config.frontendKey.flatMap(FrontendKey.init) {
+            keyCheck = { presented in key.matches(presented) }
+        } else {
+            keyCheck = nil
+        }
+        var grpcServers: [GRPCAuthzServer] = []
+        for address in config.grpcListeners {
+            var isUnix = false
+            if case .unix = address { isUnix = true }
+            let service = EnvoyAuthorizationService(
+                guard: guardian, isUnixSocket: isUnix, frontendKey: keyCheck,
+                allowedFrontends: Set(config.allowedFrontends), metrics: metrics, logger: logger)
+            grpcServers.append(
+                GRPCAuthzServer(
+                    address: address, service: service, socketMode: config.socketMode, socketGroup: config.socketGroup,
+                    logger: logger))
+        }
 
         let pinned = config.machineIdentifier != nil
         var services: [any Service] = []
@@ -190,7 +213,8 @@ struct Runner {
         if let path = config.ownerTokenFile {
             services.append(OwnerTokenReloadService(path: path, owner: owner, logger: logger))
         }
-        services.append(server)  // last in, first out: it drains before the state is flushed
+        services.append(contentsOf: grpcServers as [any Service])
+        services.append(server)  // last in, first out: listeners drain before the state is flushed
         logger.notice(
             "plex-livetv-authz starting: mode \(config.mode.rawValue), PMS \(config.pmsURL), owner token \(owner.current.fingerprint)")
         let group = ServiceGroup(
