@@ -129,6 +129,7 @@ let package = Package(
                 "LiveTVAuthzHTTP", "LiveTVAuthzGRPC", "LiveTVAuthz", "LiveTVAuthzCore", "FakePMS",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,0 +1,149 @@
+import AsyncHTTPClient
+import FakePMS
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import LiveTVAuthz
+import LiveTVAuthzCore
+import LiveTVAuthzGRPC
+import Logging
+import ServiceLifecycle
+import SwiftProtobuf
+import Testing
+
+private func checkRequest(
+    method: String = "GET", path: String, headers: [String: String] = [:], source: String = "203.0.113.9"
+) -> Envoy_Service_Auth_V3_CheckRequest {
+    Envoy_Service_Auth_V3_CheckRequest.with {
+        $0.attributes.request.http.method = method
+        $0.attributes.request.http.path = path
+        $0.attributes.request.http.headers = headers
+        $0.attributes.source.address.socketAddress.address = source
+    }
+}
+
+@Suite("Envoy gRPC adapter")
+struct EnvoyGRPCAdapterTests {
+    @Test func readsPathHeadersSourceAndSkipsPseudoHeaders() throws {
+        let request = try EnvoyGRPCAdapter.request(
+            checkRequest(path: "/livetv/dvrs?x=1", headers: [":path": "/evil", "x-plex-token": "abc", "referer": "r"]))
+        #expect(request.method == "GET" && request.target == "/livetv/dvrs?x=1")
+        #expect(request.headers.map(\.name) == ["referer", "x-plex-token"])
+        #expect(request.peer.reportedClientAddress == "203.0.113.9" && request.peer.trustedFrontend)
+        #expect(request.body == .none)
+    }
+
+    @Test func headerMapKeepsRepeatedHeadersInOrder() throws {
+        var check = checkRequest(path: "/")
+        check.attributes.request.http.headerMap.headers = [
+            .with { $0.key = "referer"; $0.rawValue = Data("https://app.plex.tv/".utf8) },
+            .with { $0.key = "referer"; $0.value = "https://x/livetv/" },
+        ]
+        let request = try EnvoyGRPCAdapter.request(check)
+        #expect(request.headers.map(\.value) == ["https://app.plex.tv/", "https://x/livetv/"])
+    }
+
+    @Test(arguments: [
+        (Data("uri=x".utf8), "", Int64(5), [("content-type", "application/x-www-form-urlencoded")], "seen"),
+        (Data(), "uri=x", Int64(5), [], "seen"),
+        (Data("uri=x".utf8), "", Int64(900), [("x-envoy-auth-partial-body", "true")], "unseen"),
+        (Data(), "", Int64(120), [], "unseen"),
+        (Data(), "", Int64(-1), [("transfer-encoding", "chunked")], "unseen"),
+        (Data(), "", Int64(-1), [], "none"),
+        (Data(), "", Int64(0), [], "none"),
+    ])
+    func bodyPresence(_ raw: Data, _ text: String, _ size: Int64, _ headers: [(String, String)], _ expected: String) throws {
+        var check = checkRequest(method: "POST", path: "/playQueues", headers: Dictionary(uniqueKeysWithValues: headers))
+        check.attributes.request.http.rawBody = raw
+        check.attributes.request.http.body = text
+        check.attributes.request.http.size = size
+        let body = try EnvoyGRPCAdapter.request(check).body
+        switch (body, expected) {
+        case (.seen, "seen"), (.unseen, "unseen"), (.none, "none"): break
+        default: Issue.record("expected \(expected), got \(body)")
+        }
+    }
+
+    @Test func malformedRequestsAreRefused() {
+        #expect(throws: EnvoyGRPCAdapter.Malformed.self) { try EnvoyGRPCAdapter.request(Envoy_Service_Auth_V3_CheckRequest()) }
+        #expect(throws: EnvoyGRPCAdapter.Malformed.self) { try EnvoyGRPCAdapter.request(checkRequest(method: "", path: "/")) }
+        #expect(throws: EnvoyGRPCAdapter.Malformed.self) { try EnvoyGRPCAdapter.request(checkRequest(path: "")) }
+    }
+
+    @Test func refusalIsNeverAnAllow() {
+        let refusal = EnvoyGRPCAdapter.refusal(code: EnvoyGRPCAdapter.Code.invalidArgument, "bad")
+        #expect(refusal.status.code == 3)
+        #expect(refusal.deniedResponse.status.code == .forbidden)
+        #expect(refusal.okResponse == Envoy_Service_Auth_V3_OkHttpResponse())
+    }
+}
+
+@Suite("Envoy gRPC service in process")
+struct GRPCServiceTests {
+    @Test func checkOverH2CWithGRPCSwiftsClient() async throws {
+        let fake = try await FakePMSServer.start(pms: FakePMS())
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        let clock = SystemClock()
+        let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+        let policy = AbusePolicy(threshold: 2)
+        let guardian = Guard(
+            classifier: LiveTVClassifier(), owner: OwnerTokenHolder(PlexToken(ownerToken)!), policy: policy,
+            validator: TokenValidator(
+                client: HTTPPMSClient(baseURL: PMSURL("http://127.0.0.1:\(fake.port)")!, timeout: .seconds(2), client: http),
+                clock: clock),
+            state: InMemoryGuardState(blocker: AbuseBlocker(policy: policy)),
+            audit: AuditLog(logger: logger, since: clock.now()), clock: clock)
+        let key = "grpc-test-frontend-key-01234"
+        let service = EnvoyAuthorizationService(
+            guard: guardian, isUnixSocket: false, frontendKey: { $0 == key }, allowedFrontends: [], metrics: .none,
+            logger: logger)
+        let server = GRPCAuthzServer(
+            address: .tcp(host: "127.0.0.1", port: 0), service: service, socketMode: 0o660, socketGroup: nil, logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [server], logger: logger))
+        let running = Task { try await group.run() }
+        await server.waitUntilListening()
+        let port = try #require(server.port)
+
+        try await withGRPCClient(
+            transport: .http2NIOPosix(target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: .plaintext)
+        ) { client in
+            let authz = Envoy_Service_Auth_V3_Authorization.Client(wrapping: client)
+            var metadata = Metadata()
+            metadata.addString(key, forKey: "x-plexauthz-key")
+
+            let elevated = try await authz.check(checkRequest(path: "/livetv/dvrs?X-Plex-Token=\(userToken)"), metadata: metadata)
+            #expect(elevated.status.code == 0)
+            #expect(elevated.okResponse.headers.map(\.header.value) == [ownerToken])
+            #expect(elevated.okResponse.headers.first?.hasAppend == true && elevated.okResponse.headers.first?.append.value == false)
+            #expect(elevated.okResponse.queryParametersToSet.map { "\($0.key)=\($0.value)" } == ["X-Plex-Token=\(ownerToken)"])
+
+            let preserved = try await authz.check(checkRequest(path: "/library/sections?X-Plex-Token=\(userToken)"), metadata: metadata)
+            #expect(preserved.okResponse.headers.map(\.header.value) == [userToken])
+            #expect(preserved.okResponse.queryParametersToSet.isEmpty)
+
+            let noKey = try await authz.check(checkRequest(path: "/livetv/dvrs?X-Plex-Token=\(userToken)"))
+            #expect(noKey.status.code == 16)
+            let noKeyBytes: [UInt8] = try noKey.serializedBytes()
+            #expect(!noKeyBytes.contains(Array(ownerToken.utf8)))
+
+            for _ in 0..<2 { _ = try await authz.check(checkRequest(path: "/livetv/dvrs", source: "203.0.113.77"), metadata: metadata) }
+            let blocked = try await authz.check(checkRequest(path: "/livetv/dvrs", source: "203.0.113.77"), metadata: metadata)
+            #expect(blocked.status.code == 7)
+            #expect(blocked.deniedResponse.status.code == .forbidden)
+
+            let malformed = try await authz.check(Envoy_Service_Auth_V3_CheckRequest(), metadata: metadata)
+            #expect(malformed.status.code == 3)
+        }
+        await group.triggerGracefulShutdown()
+        _ = await running.result
+        try await http.shutdown()
+        await fake.shutdown()
+    }
+}
+
+extension [UInt8] {
+    func contains(_ needle: [UInt8]) -> Bool {
+        guard needle.count <= count else { return false }
+        return (0...(count - needle.count)).contains { self[$0..<($0 + needle.count)].elementsEqual(needle) }
+    }
+}
