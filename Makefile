@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN := .build/debug/plex-livetv-authz
 
-.PHONY: all build demo test test-swift test-cli test-interop generate bench bench-core bench-grpc format clean
+.PHONY: all build demo test test-swift test-cli test-interop generate bench bench-core bench-server format clean
 
 all: build
 
@@ -31,6 +31,13 @@ test-interop: build
 ## generate: regenerate the committed Envoy gRPC code from Protos/ (builds the protoc plugins; not in CI)
 generate:
 	bash scripts/generate-protos.sh
+
+## bench: every benchmark (core decisions, then load against the release server); figures in docs/benchmarks.md
+bench: bench-core bench-server
+
+## bench-server: gRPC Check and /v1/nginx load with h2load against the release serve binary
+bench-server:
+	bash scripts/bench-server.sh
 
 ## bench-core: decisions/s and allocations/decision of the pure core (release build, one thread)
 bench-core:

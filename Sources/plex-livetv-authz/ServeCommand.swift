@@ -71,9 +71,11 @@ struct ServeCommand: AsyncParsableCommand {
     var abuseBlockDuration: String?
     @Option(help: "JSON file keeping blocks across restarts (absolute path). Env IPTV_TUNERR_PROXY_ABUSE_STATE_FILE.")
     var abuseStateFile: String?
-    @Option(help: "Deny a source+token pair without asking PMS for this long after a denial; negative disables. Env IPTV_TUNERR_PROXY_BAD_AUTH_COOLDOWN. Default 2m.")
+    // `.unconditional`: the documented way to disable is a negative duration (`-1s`), which must not be
+    // taken for a flag.
+    @Option(parsing: .unconditional, help: "Deny a source+token pair without asking PMS for this long after a denial; negative disables. Env IPTV_TUNERR_PROXY_BAD_AUTH_COOLDOWN. Default 2m.")
     var badAuthCooldown: String?
-    @Option(help: "Interval of the plexlabelproxy_audit_summary line; negative disables. Env IPTV_TUNERR_PROXY_AUDIT_SUMMARY_INTERVAL. Default 5m.")
+    @Option(parsing: .unconditional, help: "Interval of the plexlabelproxy_audit_summary line; negative disables. Env IPTV_TUNERR_PROXY_AUDIT_SUMMARY_INTERVAL. Default 5m.")
     var auditSummaryInterval: String?
     @Option(help: "Close keep-alive connections idle this long. Env PLEX_LIVETV_AUTHZ_IDLE_TIMEOUT. Default 60s.")
     var idleTimeout: String?

@@ -62,5 +62,15 @@ check "audit lines go to stderr" test "$(grep -c 'plexlabelproxy_audit: outcome=
 check "audit lines hold no raw token or address" bash -c "! grep -Eq 'user0000|othr0000|203\.0\.113\.5' '$tmp/audit'"
 rm -rf "$tmp"
 
+# serve: negative durations disable features (the seed's documented `-1s`), and every configuration error
+# is reported at once with exit status 2.
+out=$("$bin" serve --bad-auth-cooldown -1s --audit-summary-interval -1s --abuse-window 5x --listen nonsense 2>&1 </dev/null)
+status=$?
+check "serve config errors exit 2" test "$status" -eq 2
+check "-1s is accepted as a value" bash -c "! grep -q 'Missing value' <<<\"\$1\"" _ "$out"
+check "every problem is named" test "$(grep -c '^configuration error:' <<<"$out")" -eq 3
+check "problems name flag and variable" grep -q -- '--abuse-window / IPTV_TUNERR_PROXY_ABUSE_WINDOW' <<<"$out"
+check "serve --help names the seed variables" bash -c "'$bin' serve --help | grep -q IPTV_TUNERR_PROXY_ABUSE_STATE_FILE"
+
 echo "cli: $passed passed, $failed failed"
 test "$failed" -eq 0

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# `make bench` (server part): load against the release `serve` binary with the fake PMS, on loopback.
+#  - Envoy ext_authz gRPC Check calls, framed from Envoy's own protos (xds-protos), driven by h2load;
+#  - nginx-style /v1/nginx decisions over h2c (h2load) and HTTP/1.1 keep-alive (h2load --h1).
+# Bounded: fixed request counts, loopback only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REQUESTS=${REQUESTS:-100000}
+swift build -q -c release --product plex-livetv-authz
+swift build -q -c release --product fake-pms
+BIN=.build/release
+command -v h2load >/dev/null || { echo "h2load missing: apt-get install nghttp2-client"; exit 1; }
+VENV=.build-interop-venv
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import grpc, envoy.service.auth.v3' 2>/dev/null; then
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check -r Tests/interop/requirements.txt
+fi
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+
+"$BIN/fake-pms" >"$tmp/ports" 2>/dev/null &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$tmp/ports" ] && break; sleep 0.05; done
+pms_port=$(sed -E 's/.*"port":([0-9]+).*/\1/' "$tmp/ports")
+http_port=$(free_port)
+grpc_port=$(free_port)
+key=bench-frontend-key-0123456789
+(umask 077; echo ownr0000000000000000 >"$tmp/owner"; echo "$key" >"$tmp/key")
+"$BIN/plex-livetv-authz" serve --listen "127.0.0.1:$http_port" --grpc-listen "127.0.0.1:$grpc_port" \
+    --owner-token-file "$tmp/owner" --frontend-key-file "$tmp/key" --pms-url "http://127.0.0.1:$pms_port" \
+    --audit-summary-interval -1s --log-level warning 2>"$tmp/service.log" &
+pids+=($!)
+for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$http_port/healthz" && break; sleep 0.05; done
+sleep 0.3
+
+# One gRPC message (5-byte prefix + CheckRequest): a shared user's guide grid request, elevated.
+"$VENV/bin/python" - "$tmp/check.bin" <<'PY'
+import struct, sys
+from envoy.service.auth.v3 import external_auth_pb2
+r = external_auth_pb2.CheckRequest()
+h = r.attributes.request.http
+h.method = "GET"
+h.path = ("/tv.plex.providers.epg.xmltv:135/grid?type=1%2C4&sort=beginsAt&X-Plex-Product=Plex%20Web"
+          "&X-Plex-Client-Identifier=k3j9x0q7w2e5r8t1y4u6i0op&X-Plex-Token=user0000000000000000&X-Plex-Language=en")
+h.headers["accept"] = "application/json"
+h.headers["referer"] = "https://app.plex.tv/"
+r.attributes.source.address.socket_address.address = "203.0.113.9"
+body = r.SerializeToString()
+open(sys.argv[1], "wb").write(struct.pack(">BI", 0, len(body)) + body)
+PY
+
+# h2load counts HTTP statuses; gRPC reports its own in trailers. One call first, checked for grpc-status 0.
+grpc_status=$(nghttp -v -d "$tmp/check.bin" -H 'content-type: application/grpc' -H 'te: trailers' -H "x-plexauthz-key: $key" \
+    "http://127.0.0.1:$grpc_port/envoy.service.auth.v3.Authorization/Check" 2>&1 | grep -a -o 'grpc-status: [0-9]*' | head -1)
+[ "$grpc_status" = "grpc-status: 0" ] || { echo "the Check call failed ($grpc_status); not benchmarking errors"; exit 1; }
+
+summary() { grep -E "^finished in|^requests:|^status codes:|^time for request:" | sed 's/^/    /'; }
+echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1); $REQUESTS requests per run; client and server share the machine"
+echo
+echo "gRPC Check (Envoy ext_authz), h2c, 4 connections x 32 streams:"
+h2load -n "$REQUESTS" -c 4 -m 32 -d "$tmp/check.bin" -H 'content-type: application/grpc' -H 'te: trailers' \
+    -H "x-plexauthz-key: $key" "http://127.0.0.1:$grpc_port/envoy.service.auth.v3.Authorization/Check" | summary
+target='/tv.plex.providers.epg.xmltv:135/grid?type=1%2C4&X-Plex-Product=Plex%20Web&X-Plex-Token=user0000000000000000'
+echo
+echo "/v1/nginx decision, h2c, 4 connections x 32 streams:"
+h2load -n "$REQUESTS" -c 4 -m 32 -H "x-plexauthz-key: $key" -H 'x-original-method: GET' \
+    -H "x-original-uri: $target" -H 'x-forwarded-for: 203.0.113.9' "http://127.0.0.1:$http_port/v1/nginx" | summary
+echo
+echo "/v1/nginx decision, HTTP/1.1 keep-alive, 16 connections (as nginx's keepalive pool):"
+h2load --h1 -n "$REQUESTS" -c 16 -H "x-plexauthz-key: $key" -H 'x-original-method: GET' \
+    -H "x-original-uri: $target" -H 'x-forwarded-for: 203.0.113.9' "http://127.0.0.1:$http_port/v1/nginx" | summary
+echo
+echo "PMS validations during the runs: $(curl -s "http://127.0.0.1:$(sed -E 's/.*"controlPort":([0-9]+).*/\1/' "$tmp/ports")/__fake/requests?path=/library/sections" | grep -o '"seq"' | wc -l) (cache and single-flight)"
+echo "resident memory of serve after the runs: $(ps -o rss= -p "${pids[1]}" | awk '{printf "%.1f MiB", $1/1024}')"
