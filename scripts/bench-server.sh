@@ -10,39 +10,27 @@ swift build -q -c release --product plex-livetv-authz
 swift build -q -c release --product fake-pms
 BIN=.build/release
 command -v h2load >/dev/null || { echo "h2load missing: apt-get install nghttp2-client"; exit 1; }
-VENV=.build-interop-venv
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import grpc, envoy.service.auth.v3' 2>/dev/null; then
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q --disable-pip-version-check -r Tests/interop/requirements.txt
-fi
+source scripts/lib.sh
+PYTHON=$(interop_python)
 
 tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-
-"$BIN/fake-pms" >"$tmp/ports" 2>/dev/null &
-pids+=($!)
-for _ in $(seq 100); do [ -s "$tmp/ports" ] && break; sleep 0.05; done
-pms_port=$(sed -E 's/.*"port":([0-9]+).*/\1/' "$tmp/ports")
+trap 'stop_all "$tmp"' EXIT
+start_fake_pms "$BIN" "$tmp"
 http_port=$(free_port)
 grpc_port=$(free_port)
 key=bench-frontend-key-0123456789
-(umask 077; echo ownr0000000000000000 >"$tmp/owner"; echo "$key" >"$tmp/key")
+write_secret "$tmp/owner" ownr0000000000000000
+write_secret "$tmp/key" "$key"
 "$BIN/plex-livetv-authz" serve --listen "127.0.0.1:$http_port" --grpc-listen "127.0.0.1:$grpc_port" \
-    --owner-token-file "$tmp/owner" --frontend-key-file "$tmp/key" --pms-url "http://127.0.0.1:$pms_port" \
+    --owner-token-file "$tmp/owner" --frontend-key-file "$tmp/key" --pms-url "http://127.0.0.1:$PMS_PORT" \
     --audit-summary-interval -1s --log-level warning 2>"$tmp/service.log" &
-pids+=($!)
+remember $!
+serve_pid=$!
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$http_port/healthz" && break; sleep 0.05; done
 sleep 0.3
 
 # One gRPC message (5-byte prefix + CheckRequest): a shared user's guide grid request, elevated.
-"$VENV/bin/python" - "$tmp/check.bin" <<'PY'
+"$PYTHON" - "$tmp/check.bin" <<'PY'
 import struct, sys
 from envoy.service.auth.v3 import external_auth_pb2
 r = external_auth_pb2.CheckRequest()
@@ -78,5 +66,5 @@ echo "/v1/nginx decision, HTTP/1.1 keep-alive, 16 connections (as nginx's keepal
 h2load --h1 -n "$REQUESTS" -c 16 -H "x-plexauthz-key: $key" -H 'x-original-method: GET' \
     -H "x-original-uri: $target" -H 'x-forwarded-for: 203.0.113.9' "http://127.0.0.1:$http_port/v1/nginx" | summary
 echo
-echo "PMS validations during the runs: $(curl -s "http://127.0.0.1:$(sed -E 's/.*"controlPort":([0-9]+).*/\1/' "$tmp/ports")/__fake/requests?path=/library/sections" | grep -o '"seq"' | wc -l) (cache and single-flight)"
-echo "resident memory of serve after the runs: $(ps -o rss= -p "${pids[1]}" | awk '{printf "%.1f MiB", $1/1024}')"
+echo "PMS validations during the runs: $(curl -s "http://127.0.0.1:$CONTROL_PORT/__fake/requests?path=/library/sections" | grep -o '"seq"' | wc -l) (cache and single-flight)"
+echo "resident memory of serve after the runs: $(ps -o rss= -p "$serve_pid" | awk '{printf "%.1f MiB", $1/1024}')"

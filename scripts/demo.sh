@@ -18,33 +18,23 @@ swift build -q --product plex-livetv-authz
 swift build -q --product fake-pms
 BIN=.build/debug
 
+source scripts/lib.sh
 DEMO=$(mktemp -d /tmp/plexauthz-demo.XXXXXX)
-PIDS=()
 cleanup() {
     trap - EXIT INT TERM
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$DEMO"
+    stop_all "$DEMO"
 }
 trap cleanup EXIT
 trap 'echo; echo "Stopping."; cleanup; exit 0' INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-
 # 1. The fake Plex server (owner ownr0000000000000000, shared user user0000000000000000).
-"$BIN/fake-pms" >"$DEMO/fake.ports" 2>"$DEMO/fake.log" &
-PIDS+=($!)
-for _ in $(seq 100); do [ -s "$DEMO/fake.ports" ] && break; sleep 0.05; done
-PMS_PORT=$(sed -E 's/.*"port":([0-9]+).*/\1/' "$DEMO/fake.ports")
-CONTROL_PORT=$(sed -E 's/.*"controlPort":([0-9]+).*/\1/' "$DEMO/fake.ports")
+start_fake_pms "$BIN" "$DEMO"
 
 # 2. plex-livetv-authz on a Unix socket, owner token from a 0600 file.
-umask 077
-echo ownr0000000000000000 >"$DEMO/owner-token"
-umask 022
+write_secret "$DEMO/owner-token" ownr0000000000000000
 "$BIN/plex-livetv-authz" serve --listen "unix:$DEMO/authz.sock" --owner-token-file "$DEMO/owner-token" \
     --pms-url "http://127.0.0.1:$PMS_PORT" --abuse-state-file "$DEMO/state/blocks.json" 2>"$DEMO/service.log" &
-PIDS+=($!)
+remember $!
 for _ in $(seq 100); do [ -S "$DEMO/authz.sock" ] && break; sleep 0.05; done
 
 # 3. nginx with the shipped frontends/nginx files, on a free loopback port.
@@ -74,7 +64,7 @@ http {
 }
 CONF
 "$NGINX" -p "$DEMO" -c "$DEMO/nginx.conf" -g 'daemon off;' 2>"$DEMO/nginx.out" &
-PIDS+=($!)
+remember $!
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/identity" && break; sleep 0.05; done
 
 FRONT="http://127.0.0.1:$NGINX_PORT"
@@ -117,6 +107,6 @@ echo "Logs: $DEMO/service.log  $DEMO/nginx-error.log"
 echo "Press Ctrl-C to stop."
 while true; do
     sleep 3600 &
-    PIDS+=($!)
+    remember $!
     wait $! || true
 done

@@ -69,6 +69,27 @@ extension FakeRequest {
     }
 }
 
+/// Collects one HTTP/1 request (head and up to 1 MiB of body) from its parts.
+struct RequestAccumulator {
+    private var head: HTTPRequestHead?
+    private var body: [UInt8] = []
+
+    /// The complete request once its `.end` arrives.
+    mutating func feed(_ part: HTTPServerRequestPart) -> (head: HTTPRequestHead, body: [UInt8])? {
+        switch part {
+        case .head(let head):
+            self.head = head
+            body = []
+        case .body(var buffer):
+            if body.count < 1 << 20 { body += buffer.readBytes(length: buffer.readableBytes) ?? [] }
+        case .end:
+            defer { head = nil; body = [] }
+            return head.map { ($0, body) }
+        }
+        return nil
+    }
+}
+
 /// Collects one request, asks the fake, writes its answer (possibly after a scheduled delay).
 final class FakePMSHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
@@ -76,8 +97,7 @@ final class FakePMSHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private let pms: FakePMS
     private let httpHandlers: [any RemovableChannelHandler]
-    private var head: HTTPRequestHead?
-    private var body: [UInt8] = []
+    private var request = RequestAccumulator()
 
     init(pms: FakePMS, httpHandlers: [any RemovableChannelHandler]) {
         self.pms = pms
@@ -85,32 +105,23 @@ final class FakePMSHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            self.head = head
-            body = []
-        case .body(var buffer):
-            if body.count < 1 << 20 { body += buffer.readBytes(length: buffer.readableBytes) ?? [] }
-        case .end:
-            guard let head else { return }
-            self.head = nil
-            let response = pms.handle(FakeRequest(head: head, body: body))
-            if response.upgradeToWebSocket, let key = head.headers.first(name: "Sec-WebSocket-Key") {
-                upgrade(context: context, key: key, extraHeaders: response.headers)
-                return
-            }
-            let keepAlive = head.isKeepAlive
-            let isHead = head.method == .HEAD
-            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            let write: @Sendable () -> Void = {
-                let (handler, context) = loopBound.value
-                handler.write(response, keepAlive: keepAlive, isHead: isHead, context: context)
-            }
-            if response.delayMilliseconds > 0 {
-                context.eventLoop.scheduleTask(in: .milliseconds(Int64(response.delayMilliseconds))) { write() }
-            } else {
-                write()
-            }
+        guard let (head, body) = request.feed(unwrapInboundIn(data)) else { return }
+        let response = pms.handle(FakeRequest(head: head, body: body))
+        if response.upgradeToWebSocket, let key = head.headers.first(name: "Sec-WebSocket-Key") {
+            upgrade(context: context, key: key, extraHeaders: response.headers)
+            return
+        }
+        let keepAlive = head.isKeepAlive
+        let isHead = head.method == .HEAD
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let write: @Sendable () -> Void = {
+            let (handler, context) = loopBound.value
+            handler.write(response, keepAlive: keepAlive, isHead: isHead, context: context)
+        }
+        if response.delayMilliseconds > 0 {
+            context.eventLoop.scheduleTask(in: .milliseconds(Int64(response.delayMilliseconds))) { write() }
+        } else {
+            write()
         }
     }
 
@@ -191,32 +202,23 @@ final class FakeControlHandler: ChannelInboundHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     private let pms: FakePMS
-    private var head: HTTPRequestHead?
-    private var body: [UInt8] = []
+    private var request = RequestAccumulator()
 
     init(pms: FakePMS) {
         self.pms = pms
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            self.head = head
-            body = []
-        case .body(var buffer):
-            body += buffer.readBytes(length: buffer.readableBytes) ?? []
-        case .end:
-            guard let head else { return }
-            let (status, payload) = answer(head)
-            var headers = HTTPHeaders([("Content-Type", "application/json"), ("Content-Length", String(payload.count))])
-            headers.add(name: "Connection", value: head.isKeepAlive ? "keep-alive" : "close")
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: payload)))), promise: nil)
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        }
+        guard let (head, body) = request.feed(unwrapInboundIn(data)) else { return }
+        let (status, payload) = answer(head, body: body)
+        var headers = HTTPHeaders([("Content-Type", "application/json"), ("Content-Length", String(payload.count))])
+        headers.add(name: "Connection", value: head.isKeepAlive ? "keep-alive" : "close")
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: payload)))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
 
-    private func answer(_ head: HTTPRequestHead) -> (HTTPResponseStatus, [UInt8]) {
+    private func answer(_ head: HTTPRequestHead, body: [UInt8]) -> (HTTPResponseStatus, [UInt8]) {
         let parts = head.uri.split(separator: "?", maxSplits: 1)
         let path = parts.first.map(String.init) ?? ""
         let query = parts.count > 1 ? FakePMS.parseForm(String(parts[1])) : []

@@ -53,12 +53,8 @@ enum ControlHeaders {
 /// `X-Forwarded-For` entry (`$proxy_add_x_forwarded_for`).
 public enum NginxAdapter {
     public static func request(_ wire: WireRequest) throws(AdapterError) -> AuthzRequest {
-        guard let method = wire.headers.first(name: "X-Original-Method"), !method.isEmpty else {
-            throw AdapterError(description: "nginx subrequest without X-Original-Method (proxy_set_header X-Original-Method $request_method)")
-        }
-        guard let target = wire.headers.first(name: "X-Original-URI"), !target.isEmpty else {
-            throw AdapterError(description: "nginx subrequest without X-Original-URI (proxy_set_header X-Original-URI $request_uri)")
-        }
+        let method = try required(wire, "X-Original-Method", "nginx subrequest", hint: " (proxy_set_header X-Original-Method $request_method)")
+        let target = try required(wire, "X-Original-URI", "nginx subrequest", hint: " (proxy_set_header X-Original-URI $request_uri)")
         return AuthzRequest(
             method: method, target: target, headers: clientHeaders(wire.headers),
             body: declaredBody(wire.headers), peer: PeerFacts(trustedFrontend: true, connectionAddress: wire.connectionAddress))
@@ -71,12 +67,8 @@ public enum NginxAdapter {
 /// `Transfer-Encoding` (Caddy: `header_up`) or the `X-Original-*` pair.
 public enum ForwardAuthAdapter {
     public static func request(_ wire: WireRequest) throws(AdapterError) -> AuthzRequest {
-        guard let method = wire.headers.first(name: "X-Forwarded-Method"), !method.isEmpty else {
-            throw AdapterError(description: "forward-auth subrequest without X-Forwarded-Method")
-        }
-        guard let target = wire.headers.first(name: "X-Forwarded-Uri"), !target.isEmpty else {
-            throw AdapterError(description: "forward-auth subrequest without X-Forwarded-Uri")
-        }
+        let method = try required(wire, "X-Forwarded-Method", "forward-auth subrequest")
+        let target = try required(wire, "X-Forwarded-Uri", "forward-auth subrequest")
         var body = declaredBody(wire.headers)
         if body == .none, hasBody(length: wire.headers.first(name: "Content-Length"), encoding: wire.headers.first(name: "Transfer-Encoding")) {
             body = .unseen
@@ -110,6 +102,14 @@ public enum EnvoyHTTPAdapter {
             method: wire.method, target: target, headers: clientHeaders(wire.headers), body: body,
             peer: PeerFacts(trustedFrontend: true, connectionAddress: wire.connectionAddress))
     }
+}
+
+/// A header that describes the original request; its absence is a frontend configuration error.
+func required(_ wire: WireRequest, _ name: String, _ what: String, hint: String = "") throws(AdapterError) -> String {
+    guard let value = wire.headers.first(name: name), !value.isEmpty else {
+        throw AdapterError(description: "\(what) without \(name)\(hint)")
+    }
+    return value
 }
 
 /// The client's own headers: everything but the service's control headers, in order; the client's

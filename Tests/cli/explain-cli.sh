@@ -45,17 +45,14 @@ n=$("$bin" explain < Tests/Fixtures/plex-web-session.jsonl | grep -c '"elevate":
 check "the Plex Web session elevates 21 of 56 requests" test "$n" -eq 21
 
 # --pms-url: the full guard against the fake PMS on an ephemeral loopback port.
-fake="$(dirname "$bin")/fake-pms"
+source scripts/lib.sh
 tmp=$(mktemp -d)
-"$fake" >"$tmp/ports" 2>"$tmp/fake.err" &
-fake_pid=$!
-for _ in $(seq 50); do [ -s "$tmp/ports" ] && break; sleep 0.1; done
-port=$(sed -E 's/.*"port":([0-9]+).*/\1/' "$tmp/ports")
+start_fake_pms "$(dirname "$bin")" "$tmp"
+port=$PMS_PORT
 out=$(printf '%s\n' '{"method":"GET","target":"/livetv/dvrs?X-Plex-Token=user0000000000000000","peer":"203.0.113.5"}' \
     '{"method":"GET","target":"/livetv/dvrs?X-Plex-Token=othr0000000000000000","peer":"203.0.113.5"}' |
     "$bin" explain --pms-url "http://127.0.0.1:$port" 2>"$tmp/audit")
-kill "$fake_pid"
-wait "$fake_pid" 2>/dev/null
+stop_all
 check "--pms-url elevates a shared user's valid token" grep -q '"elevate":true,"rule":"livetv".*"outcome":"elevated_live_tv"' <<<"$out"
 check "--pms-url denies an unrelated token" grep -q '"elevate":false.*"outcome":"deny_unauthorized_token"' <<<"$out"
 check "audit lines go to stderr" test "$(grep -c 'plexlabelproxy_audit: outcome=' "$tmp/audit")" -eq 2
