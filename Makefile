@@ -44,9 +44,9 @@ bench-core:
 	$(SWIFT) build -c release --product CoreBenchmark
 	.build/release/CoreBenchmark Tests/Fixtures/plex-web-session.jsonl
 
-## format: apply .swift-format to sources and tests
+## format: apply .swift-format to sources and tests (generated code excluded)
 format:
-	$(SWIFT) format --in-place --recursive Sources Tests Benchmarks Package.swift
+	$(SWIFT) format --in-place --parallel $$(git ls-files '*.swift' | grep -v '/Generated/')
 
 clean:
 	rm -rf .build .build-* .build_*

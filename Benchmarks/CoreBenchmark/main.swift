@@ -23,14 +23,16 @@ precondition(requests.count == 50, "the fixture must hold 50 distinct requests, 
 
 let classifier = LiveTVClassifier(
     mode: .liveTV,
-    references: LiveTVReferenceMatcher(machineIdentifier: "4f3c9a1e7b2d8c6f0a5e9d3b1c7f2a8e6d4b0c9f", pmsAuthority: "127.0.0.1:32400"))
+    references: LiveTVReferenceMatcher(
+        machineIdentifier: "4f3c9a1e7b2d8c6f0a5e9d3b1c7f2a8e6d4b0c9f", pmsAuthority: "127.0.0.1:32400"))
 let owner = PlexToken("ownr0000000000000000")!
 
 @inline(never)
 func decideAll(_ requests: [AuthzRequest]) -> Int {
     var elevated = 0
     for request in requests {
-        let decision = AuthzDecision.make(classifier.classify(request), tokenValid: true, ownerToken: owner, outcome: nil)
+        let decision = AuthzDecision.make(
+            classifier.classify(request), tokenValid: true, ownerToken: owner, outcome: nil)
         if decision.elevate { elevated &+= 1 }
     }
     return elevated
@@ -53,7 +55,10 @@ for _ in 0..<5 {
 let decisions = Double((rounds / 5) * requests.count)
 let elevatedShare = Double(decideAll(requests)) / Double(requests.count)
 print(String(format: "requests in mix:          %d (%.0f%% elevated)", requests.count, elevatedShare * 100))
-print(String(format: "decisions per second:     %.0f (best of 5 runs of %.0f decisions, one thread)", decisions / best, decisions))
+print(
+    String(
+        format: "decisions per second:     %.0f (best of 5 runs of %.0f decisions, one thread)", decisions / best,
+        decisions))
 print(String(format: "mean time per decision:   %.0f ns", best / decisions * 1e9))
 print(String(format: "allocations per decision: %.1f", allocationsPerDecision))
 if sink == 42 { print("") }  // keep the work observable

@@ -13,7 +13,8 @@ public struct FakePMSConfig: Sendable, Codable, Equatable {
     /// A valid plex.tv token with no access to this server: 401 here.
     public var otherToken = "othr0000000000000000"
     /// A long JWT-shaped token treated like `userToken`, so nothing assumes 20 characters.
-    public var jwtToken = "eyJhbGciOiJIUzI1NiJ9." + String(repeating: "eyJzdWIiOiJzaGFyZWQtdXNlciJ9", count: 10) + ".c2ln"
+    public var jwtToken =
+        "eyJhbGciOiJIUzI1NiJ9." + String(repeating: "eyJzdWIiOiJzaGFyZWQtdXNlciJ9", count: 10) + ".c2ln"
     /// Answer 400 when query and header tokens differ or the query holds several different tokens.
     public var strict = true
     /// `GET /livetv/dvrs` for a shared user: `200-list`, `200-empty` or `403`.
@@ -123,7 +124,8 @@ public final class FakePMS: Sendable {
     static let h401 = Array(
         "<html><head><script>window.location = window.location.href.match(/(^.+\\/)[^\\/]*$/)[1] + 'web/index.html';</script><title>Unauthorized</title></head><body><h1>401 Unauthorized</h1></body></html>"
             .utf8)
-    static let h403 = Array("<html><head><title>Forbidden</title></head><body><h1>403 Forbidden</h1></body></html>".utf8)
+    static let h403 = Array(
+        "<html><head><title>Forbidden</title></head><body><h1>403 Forbidden</h1></body></html>".utf8)
 
     /// Answers one request and (unless told not to) records it.
     public func handle(_ request: FakeRequest, record: Bool = true) -> FakeResponse {
@@ -134,7 +136,8 @@ public final class FakePMS: Sendable {
         let path = rawPath.removingPercentEncoding ?? rawPath
         let params = Self.parseForm(rawQuery)
         let queryTokens = params.filter { $0.rawName == "X-Plex-Token" }.map(\.value)
-        let smuggled = params.filter { $0.rawName != "X-Plex-Token" && $0.name.lowercased() == "x-plex-token" }.map(\.value)
+        let smuggled = params.filter { $0.rawName != "X-Plex-Token" && $0.name.lowercased() == "x-plex-token" }.map(
+            \.value)
         let headerTokens = request.headers.filter { $0.0.lowercased() == "x-plex-token" }.map(\.1)
         let distinct = Set((queryTokens + headerTokens).filter { !$0.isEmpty })
         let token = queryTokens.first { !$0.isEmpty } ?? headerTokens.first { !$0.isEmpty }
@@ -154,7 +157,8 @@ public final class FakePMS: Sendable {
             state.log.append(
                 RecordedRequest(
                     seq: state.seq, method: request.method, path: path, rawQuery: labelled,
-                    queryTokens: queryTokens.map { label($0, config) }, headerTokens: headerTokens.map { label($0, config) },
+                    queryTokens: queryTokens.map { label($0, config) },
+                    headerTokens: headerTokens.map { label($0, config) },
                     smuggledTokens: smuggled.map { label($0, config) }, tokenClass: tokenClass.rawValue,
                     status: response.upgradeToWebSocket ? 101 : response.status,
                     clientIdentifier: params.first { $0.name == "X-Plex-Client-Identifier" }?.value
@@ -163,7 +167,8 @@ public final class FakePMS: Sendable {
                         ?? request.header("x-plex-session-identifier"),
                     referer: request.header("referer"), connectionHeader: request.header("connection"),
                     upgrade: request.header("upgrade"),
-                    bodySha256: request.body.isEmpty ? nil : SHA256.hash(data: request.body).map { String(format: "%02x", $0) }.joined(),
+                    bodySha256: request.body.isEmpty
+                        ? nil : SHA256.hash(data: request.body).map { String(format: "%02x", $0) }.joined(),
                     receivedAt: ISO8601DateFormatter().string(from: Date())))
         }
         return response
@@ -184,7 +189,8 @@ public final class FakePMS: Sendable {
         let tokenClass = classify(token, config)
         if tokenClass != .unknown { return tokenClass.rawValue }
         if token.isEmpty { return "" }
-        return "unknown:sha256:" + SHA256.hash(data: Array(token.utf8)).prefix(8).map { String(format: "%02x", $0) }.joined()
+        return "unknown:sha256:"
+            + SHA256.hash(data: Array(token.utf8)).prefix(8).map { String(format: "%02x", $0) }.joined()
     }
 
     static func labelTokens(_ rawQuery: String, _ config: FakePMSConfig) -> String {
@@ -192,7 +198,8 @@ public final class FakePMS: Sendable {
         let fake = FakePMS(config: config)
         return rawQuery.split(separator: "&", omittingEmptySubsequences: false).map { part -> String in
             guard part.hasPrefix("X-Plex-Token=") else { return String(part) }
-            let value = String(part.dropFirst(13)).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? ""
+            let value =
+                String(part.dropFirst(13)).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? ""
             return "X-Plex-Token=" + fake.label(value, config)
         }.joined(separator: "&")
     }
@@ -241,7 +248,11 @@ public final class FakePMS: Sendable {
         }
         if path == "/identity" {
             return container(
-                json, attributes: ["size": "0", "claimed": "1", "machineIdentifier": config.machineIdentifier, "version": config.version])
+                json,
+                attributes: [
+                    "size": "0", "claimed": "1", "machineIdentifier": config.machineIdentifier,
+                    "version": config.version,
+                ])
         }
         guard tokenClass.authorized else {
             var response = FakeResponse(status: 401, headers: [("Content-Type", "text/html")], body: Self.h401)
@@ -260,14 +271,22 @@ public final class FakePMS: Sendable {
             let sections = tokenClass == .owner ? ["Movies", "TV Shows", "Music"] : ["Movies", "TV Shows"]
             var response = container(
                 json, attributes: ["size": String(sections.count), "title1": "Plex Library"],
-                children: sections.enumerated().map { ("Directory", ["key": String($0.offset + 1), "title": $0.element]) })
+                children: sections.enumerated().map {
+                    ("Directory", ["key": String($0.offset + 1), "title": $0.element])
+                })
             response.delayMilliseconds = config.validationDelayMs
             return response
         case "/media/providers":
             var children = [("MediaProvider", ["identifier": "com.plexapp.plugins.library", "title": "Library"])]
             if entitled {
                 children.append(
-                    ("MediaProvider", ["identifier": "tv.plex.providers.epg.xmltv:135", "title": "Live TV & DVR", "protocols": "livetv"]))
+                    (
+                        "MediaProvider",
+                        [
+                            "identifier": "tv.plex.providers.epg.xmltv:135", "title": "Live TV & DVR",
+                            "protocols": "livetv",
+                        ]
+                    ))
             }
             var attributes = rootAttributes(tokenClass, config)
             attributes["size"] = String(children.count)
@@ -282,11 +301,15 @@ public final class FakePMS: Sendable {
             }
             return container(
                 json, attributes: ["size": "1"],
-                children: [("Dvr", ["key": "135", "epgIdentifier": "tv.plex.providers.epg.xmltv:135", "language": "eng"])])
+                children: [
+                    ("Dvr", ["key": "135", "epgIdentifier": "tv.plex.providers.epg.xmltv:135", "language": "eng"])
+                ])
         case "/:/prefs":
             guard tokenClass == .owner else { return forbidden }
             if method == "PUT" { return FakeResponse(status: 200, headers: [], body: []) }
-            return container(json, attributes: ["size": "1"], children: [("Setting", ["id": "RelayEnabled", "type": "bool", "value": "0"])])
+            return container(
+                json, attributes: ["size": "1"],
+                children: [("Setting", ["id": "RelayEnabled", "type": "bool", "value": "0"])])
         case "/accounts", "/status/sessions":
             return tokenClass == .owner ? container(json, attributes: ["size": "0"]) : forbidden
         case "/:/websockets/notifications":
@@ -305,7 +328,10 @@ public final class FakePMS: Sendable {
             guard entitled else { return forbidden }
             var response = container(
                 json, attributes: ["size": "1"],
-                children: [("MediaSubscription", ["key": "809", "type": "rolling"]), ("Video", ["key": "/livetv/sessions/c1e26483-946b-4f8a-8120-bd498bd31386"])])
+                children: [
+                    ("MediaSubscription", ["key": "809", "type": "rolling"]),
+                    ("Video", ["key": "/livetv/sessions/c1e26483-946b-4f8a-8120-bd498bd31386"]),
+                ])
             response.headers.append(("X-Plex-Activity", "fake-activity-1"))
             return response
         }
@@ -319,7 +345,8 @@ public final class FakePMS: Sendable {
         if path == "/playQueues" || path.hasPrefix("/playQueues/") {
             let bodyLive = Self.parseForm(String(decoding: request.body, as: UTF8.self))
                 .filter { ["uri", "path"].contains($0.name.lowercased()) }.contains { Self.mentionsLiveTV($0.value) }
-            return (liveParameter(["uri", "path"]) || bodyLive) && !entitled ? forbidden : container(json, attributes: ["size": "0"])
+            return (liveParameter(["uri", "path"]) || bodyLive) && !entitled
+                ? forbidden : container(json, attributes: ["size": "0"])
         }
         let ordinary = ["/library/", "/hubs/", "/photo/:/transcode", "/:/scrobble"]
         if ordinary.contains(where: { path.hasPrefix($0) }) {
@@ -363,7 +390,9 @@ public final class FakePMS: Sendable {
             var grouped: [String: [[String: String]]] = [:]
             for (name, attrs) in children { grouped[name, default: []].append(attrs) }
             for (name, list) in grouped { object[name] = list }
-            let data = (try? JSONSerialization.data(withJSONObject: ["MediaContainer": object], options: [.sortedKeys])) ?? Data()
+            let data =
+                (try? JSONSerialization.data(withJSONObject: ["MediaContainer": object], options: [.sortedKeys]))
+                ?? Data()
             return FakeResponse(status: 200, headers: [("Content-Type", "application/json")], body: Array(data))
         }
         func attributeText(_ attrs: [String: String]) -> String {

@@ -65,7 +65,9 @@ public final class FakePMSServer: Sendable {
 
 extension FakeRequest {
     init(head: HTTPRequestHead, body: [UInt8] = []) {
-        self.init(method: head.method.rawValue, target: head.uri, headers: head.headers.map { ($0.name, $0.value) }, body: body)
+        self.init(
+            method: head.method.rawValue, target: head.uri, headers: head.headers.map { ($0.name, $0.value) },
+            body: body)
     }
 }
 
@@ -83,7 +85,10 @@ struct RequestAccumulator {
         case .body(var buffer):
             if body.count < 1 << 20 { body += buffer.readBytes(length: buffer.readableBytes) ?? [] }
         case .end:
-            defer { head = nil; body = [] }
+            defer {
+                head = nil
+                body = []
+            }
             return head.map { ($0, body) }
         }
         return nil
@@ -132,7 +137,9 @@ final class FakePMSHandler: ChannelInboundHandler, RemovableChannelHandler {
         headers.add(name: "Upgrade", value: "websocket")
         headers.add(name: "Connection", value: "Upgrade")
         headers.add(name: "Sec-WebSocket-Accept", value: Data(digest).base64EncodedString())
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers))), promise: nil)
+        context.write(
+            wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers))),
+            promise: nil)
         let channel = context.channel
         let handlers = httpHandlers + [self]
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenSuccess { _ in
@@ -152,7 +159,8 @@ final class FakePMSHandler: ChannelInboundHandler, RemovableChannelHandler {
         var headers = HTTPHeaders(response.headers)
         headers.replaceOrAdd(name: "Content-Length", value: String(response.body.count))
         headers.replaceOrAdd(name: "Connection", value: keepAlive ? "keep-alive" : "close")
-        let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
+        let head = HTTPResponseHead(
+            version: .http1_1, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         if !isHead, !response.body.isEmpty {
             context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: response.body)))), promise: nil)
@@ -185,7 +193,8 @@ final class NotificationSocketHandler: ChannelInboundHandler {
         let frame = unwrapInboundIn(data)
         switch frame.opcode {
         case .ping:
-            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: frame.data)), promise: nil)
+            context.writeAndFlush(
+                wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: frame.data)), promise: nil)
         case .connectionClose:
             let close = WebSocketFrame(fin: true, opcode: .connectionClose, data: frame.data)
             let channel = context.channel
@@ -213,7 +222,8 @@ final class FakeControlHandler: ChannelInboundHandler {
         let (status, payload) = answer(head, body: body)
         var headers = HTTPHeaders([("Content-Type", "application/json"), ("Content-Length", String(payload.count))])
         headers.add(name: "Connection", value: head.isKeepAlive ? "keep-alive" : "close")
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(
+            wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: payload)))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }

@@ -42,7 +42,8 @@ public struct AbuseStateFile: Sendable {
         if descriptor < 0 {
             let code = errno
             if code == ENOENT { return [:] }
-            moveAside(now: now, logger: logger, why: code == ELOOP ? "it is a symlink" : String(cString: strerror(code)))
+            moveAside(
+                now: now, logger: logger, why: code == ELOOP ? "it is a symlink" : String(cString: strerror(code)))
             return [:]
         }
         defer { close(descriptor) }
@@ -70,7 +71,8 @@ public struct AbuseStateFile: Sendable {
 
     /// Writes the records atomically.
     public func write(_ records: [String: SourceRecord]) throws {
-        let directory = (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
+        let directory =
+            (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
         let name = (path as NSString).lastPathComponent
         if mkdir(directory, 0o700) != 0, errno != EEXIST {
             throw StateFileError.system("cannot create \(directory)", errno)
@@ -118,9 +120,12 @@ public struct AbuseStateFile: Sendable {
     private func moveAside(now: Timestamp, logger: Logger, why: String) {
         let aside = "\(path).corrupt-\(now.unixSeconds)"
         if rename(path, aside) == 0 {
-            logger.error("abuse state file \(path) is unusable (\(why)); moved it to \(aside) and starting with empty state")
+            logger.error(
+                "abuse state file \(path) is unusable (\(why)); moved it to \(aside) and starting with empty state")
         } else {
-            logger.error("abuse state file \(path) is unusable (\(why)) and could not be moved aside (\(String(cString: strerror(errno)))); starting with empty state")
+            logger.error(
+                "abuse state file \(path) is unusable (\(why)) and could not be moved aside (\(String(cString: strerror(errno)))); starting with empty state"
+            )
         }
     }
 
@@ -178,7 +183,8 @@ public final class AbuseStateWriter: Sendable {
     private let stream: AsyncStream<Void>
     private let continuation: AsyncStream<Void>.Continuation
 
-    public init(file: AbuseStateFile, logger: Logger, snapshot: @escaping @Sendable () async -> [String: SourceRecord]) {
+    public init(file: AbuseStateFile, logger: Logger, snapshot: @escaping @Sendable () async -> [String: SourceRecord])
+    {
         self.file = file
         self.snapshot = snapshot
         self.logger = logger

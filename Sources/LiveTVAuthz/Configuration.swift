@@ -101,7 +101,9 @@ public struct Configuration: Sendable {
             problems.append(Problem(setting: names, message: message))
         }
         /// A Go duration; zero or unset means the default; negative disables when allowed, else an error.
-        func duration(_ flag: String, _ given: String?, _ variable: String, default fallback: Duration, negativeDisables: Bool) -> Duration? {
+        func duration(
+            _ flag: String, _ given: String?, _ variable: String, default fallback: Duration, negativeDisables: Bool
+        ) -> Duration? {
             guard let (text, _) = value(given, [variable]) else { return fallback }
             guard let parsed = GoDuration.parse(text) else {
                 problem(flag, [variable], "\"\(text)\" is not a Go duration (examples: 30s, 5m, 1h30m, -1s)")
@@ -115,10 +117,14 @@ public struct Configuration: Sendable {
             }
             return parsed
         }
-        func integer(_ flag: String, _ given: String?, _ variable: String, default fallback: Int, range: ClosedRange<Int>) -> Int {
+        func integer(
+            _ flag: String, _ given: String?, _ variable: String, default fallback: Int, range: ClosedRange<Int>
+        ) -> Int {
             guard let (text, _) = value(given, [variable]) else { return fallback }
             guard let parsed = Int(text), range.contains(parsed) else {
-                problem(flag, [variable], "\"\(text)\" must be a whole number from \(range.lowerBound) to \(range.upperBound)")
+                problem(
+                    flag, [variable],
+                    "\"\(text)\" must be a whole number from \(range.lowerBound) to \(range.upperBound)")
                 return fallback
             }
             return parsed == 0 ? fallback : parsed
@@ -135,7 +141,9 @@ public struct Configuration: Sendable {
             }
         } else if let (text, variable) = value(nil, tokenVariables) {
             owner = PlexToken(text)
-            if owner == nil { problem("owner-token-file", [variable], "the token must be 1-4096 visible ASCII characters") }
+            if owner == nil {
+                problem("owner-token-file", [variable], "the token must be 1-4096 visible ASCII characters")
+            }
         } else {
             problem(
                 "owner-token-file", ["PLEX_LIVETV_AUTHZ_OWNER_TOKEN_FILE"] + tokenVariables,
@@ -155,7 +163,9 @@ public struct Configuration: Sendable {
                 if let address = ListenAddress(text) {
                     config.listeners.append(address)
                 } else {
-                    problem("listen", ["PLEX_LIVETV_AUTHZ_LISTEN"], "\"\(text)\" is neither unix:/absolute/path nor host:port")
+                    problem(
+                        "listen", ["PLEX_LIVETV_AUTHZ_LISTEN"],
+                        "\"\(text)\" is neither unix:/absolute/path nor host:port")
                 }
             }
         }
@@ -167,14 +177,18 @@ public struct Configuration: Sendable {
             if let address = ListenAddress(text) {
                 config.grpcListeners.append(address)
             } else {
-                problem("grpc-listen", ["PLEX_LIVETV_AUTHZ_GRPC_LISTEN"], "\"\(text)\" is neither unix:/absolute/path nor host:port")
+                problem(
+                    "grpc-listen", ["PLEX_LIVETV_AUTHZ_GRPC_LISTEN"],
+                    "\"\(text)\" is neither unix:/absolute/path nor host:port")
             }
         }
         if let (text, _) = value(flags.socketMode, ["PLEX_LIVETV_AUTHZ_SOCKET_MODE"]) {
             if let mode = mode_t(text, radix: 8), mode <= 0o777, mode & 0o007 == 0 {
                 config.socketMode = mode
             } else {
-                problem("socket-mode", ["PLEX_LIVETV_AUTHZ_SOCKET_MODE"], "\"\(text)\" must be an octal mode without access for others, e.g. 660")
+                problem(
+                    "socket-mode", ["PLEX_LIVETV_AUTHZ_SOCKET_MODE"],
+                    "\"\(text)\" must be an octal mode without access for others, e.g. 660")
             }
         }
         config.socketGroup = value(flags.socketGroup, ["PLEX_LIVETV_AUTHZ_SOCKET_GROUP"])?.0
@@ -186,30 +200,41 @@ public struct Configuration: Sendable {
             config.frontendKey = text
         }
         if let key = config.frontendKey, key.utf8.count < 16 || !key.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) {
-            problem("frontend-key-file", ["PLEX_LIVETV_AUTHZ_FRONTEND_KEY_FILE", "PLEX_LIVETV_AUTHZ_FRONTEND_KEY"], "the key must be at least 16 visible ASCII characters")
+            problem(
+                "frontend-key-file", ["PLEX_LIVETV_AUTHZ_FRONTEND_KEY_FILE", "PLEX_LIVETV_AUTHZ_FRONTEND_KEY"],
+                "the key must be at least 16 visible ASCII characters")
         }
         config.allowedFrontends = flags.allowFrontend
         if config.allowedFrontends.isEmpty, let (text, _) = value(nil, ["PLEX_LIVETV_AUTHZ_ALLOW_FRONTENDS"]) {
             config.allowedFrontends = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         }
-        let tcp = (config.listeners + config.grpcListeners).filter { if case .tcp = $0 { return true } else { return false } }
+        let tcp = (config.listeners + config.grpcListeners).filter {
+            if case .tcp = $0 { return true } else { return false }
+        }
         if !tcp.isEmpty, config.frontendKey == nil {
             problem(
                 "frontend-key-file", ["PLEX_LIVETV_AUTHZ_FRONTEND_KEY_FILE", "PLEX_LIVETV_AUTHZ_FRONTEND_KEY"],
-                "a TCP listener (\(tcp.map(\.description).joined(separator: ", "))) needs the frontend key: the answers carry the owner token")
+                "a TCP listener (\(tcp.map(\.description).joined(separator: ", "))) needs the frontend key: the answers carry the owner token"
+            )
         }
         if tcp.contains(where: { !$0.isLocal }), config.allowedFrontends.isEmpty {
-            problem("allow-frontend", ["PLEX_LIVETV_AUTHZ_ALLOW_FRONTENDS"], "a non-loopback TCP listener needs an explicit list of frontend addresses")
+            problem(
+                "allow-frontend", ["PLEX_LIVETV_AUTHZ_ALLOW_FRONTENDS"],
+                "a non-loopback TCP listener needs an explicit list of frontend addresses")
         }
 
         // Plex and decisions.
         if let (text, _) = value(flags.pmsURL, ["IPTV_TUNERR_PMS_URL"]) {
-            if let url = PMSURL(text) { config.pmsURL = url } else {
+            if let url = PMSURL(text) {
+                config.pmsURL = url
+            } else {
                 problem("pms-url", ["IPTV_TUNERR_PMS_URL"], "\"\(text)\" is not an http(s)://host[:port] URL")
             }
         }
         if let (text, _) = value(flags.mode, ["PLEX_LIVETV_AUTHZ_MODE"]) {
-            if let mode = ElevationMode(rawValue: text) { config.mode = mode } else {
+            if let mode = ElevationMode(rawValue: text) {
+                config.mode = mode
+            } else {
                 problem("mode", ["PLEX_LIVETV_AUTHZ_MODE"], "\"\(text)\" must be live-tv, discovery-only or all")
             }
         }
@@ -220,28 +245,52 @@ public struct Configuration: Sendable {
                 problem("machine-id", ["PLEX_LIVETV_AUTHZ_MACHINE_ID"], "\"\(text)\" is not a machine identifier")
             }
         }
-        config.validationTimeout = duration("validation-timeout", flags.validationTimeout, "PLEX_LIVETV_AUTHZ_VALIDATION_TIMEOUT", default: .seconds(3), negativeDisables: false)!
-        config.cacheTTL = duration("cache-ttl", flags.cacheTTL, "PLEX_LIVETV_AUTHZ_CACHE_TTL", default: .seconds(300), negativeDisables: false)!
-        config.cacheSize = integer("cache-size", flags.cacheSize, "PLEX_LIVETV_AUTHZ_CACHE_SIZE", default: 10_000, range: 0...10_000_000)
+        config.validationTimeout = duration(
+            "validation-timeout", flags.validationTimeout, "PLEX_LIVETV_AUTHZ_VALIDATION_TIMEOUT", default: .seconds(3),
+            negativeDisables: false)!
+        config.cacheTTL = duration(
+            "cache-ttl", flags.cacheTTL, "PLEX_LIVETV_AUTHZ_CACHE_TTL", default: .seconds(300), negativeDisables: false)!
+        config.cacheSize = integer(
+            "cache-size", flags.cacheSize, "PLEX_LIVETV_AUTHZ_CACHE_SIZE", default: 10_000, range: 0...10_000_000)
 
         // Abuse and audit (the original proxy's names and semantics).
-        config.abuse.threshold = integer("abuse-threshold", flags.abuseThreshold, "IPTV_TUNERR_PROXY_ABUSE_THRESHOLD", default: 5, range: 0...1_000_000)
-        config.abuse.window = duration("abuse-window", flags.abuseWindow, "IPTV_TUNERR_PROXY_ABUSE_WINDOW", default: .seconds(300), negativeDisables: false)!
-        config.abuse.blockDuration = duration("abuse-block-duration", flags.abuseBlockDuration, "IPTV_TUNERR_PROXY_ABUSE_BLOCK_DURATION", default: .seconds(1800), negativeDisables: false)!
-        config.abuse.cooldown = duration("bad-auth-cooldown", flags.badAuthCooldown, "IPTV_TUNERR_PROXY_BAD_AUTH_COOLDOWN", default: .seconds(120), negativeDisables: true)
+        config.abuse.threshold = integer(
+            "abuse-threshold", flags.abuseThreshold, "IPTV_TUNERR_PROXY_ABUSE_THRESHOLD", default: 5,
+            range: 0...1_000_000)
+        config.abuse.window = duration(
+            "abuse-window", flags.abuseWindow, "IPTV_TUNERR_PROXY_ABUSE_WINDOW", default: .seconds(300),
+            negativeDisables: false)!
+        config.abuse.blockDuration = duration(
+            "abuse-block-duration", flags.abuseBlockDuration, "IPTV_TUNERR_PROXY_ABUSE_BLOCK_DURATION",
+            default: .seconds(1800), negativeDisables: false)!
+        config.abuse.cooldown = duration(
+            "bad-auth-cooldown", flags.badAuthCooldown, "IPTV_TUNERR_PROXY_BAD_AUTH_COOLDOWN", default: .seconds(120),
+            negativeDisables: true)
         config.abuseStateFile = value(flags.abuseStateFile, ["IPTV_TUNERR_PROXY_ABUSE_STATE_FILE"])?.0
         if let path = config.abuseStateFile, !path.hasPrefix("/") {
             problem("abuse-state-file", ["IPTV_TUNERR_PROXY_ABUSE_STATE_FILE"], "\"\(path)\" must be an absolute path")
         }
-        config.auditSummaryInterval = duration("audit-summary-interval", flags.auditSummaryInterval, "IPTV_TUNERR_PROXY_AUDIT_SUMMARY_INTERVAL", default: .seconds(300), negativeDisables: true)
+        config.auditSummaryInterval = duration(
+            "audit-summary-interval", flags.auditSummaryInterval, "IPTV_TUNERR_PROXY_AUDIT_SUMMARY_INTERVAL",
+            default: .seconds(300), negativeDisables: true)
 
         // Connections and operations.
-        config.idleTimeout = duration("idle-timeout", flags.idleTimeout, "PLEX_LIVETV_AUTHZ_IDLE_TIMEOUT", default: .seconds(60), negativeDisables: false)!
-        config.maximumConnections = integer("max-connections", flags.maxConnections, "PLEX_LIVETV_AUTHZ_MAX_CONNECTIONS", default: 1024, range: 0...1_000_000)
-        config.readinessInterval = duration("readiness-interval", flags.readinessInterval, "PLEX_LIVETV_AUTHZ_READINESS_INTERVAL", default: .seconds(30), negativeDisables: false)!
+        config.idleTimeout = duration(
+            "idle-timeout", flags.idleTimeout, "PLEX_LIVETV_AUTHZ_IDLE_TIMEOUT", default: .seconds(60),
+            negativeDisables: false)!
+        config.maximumConnections = integer(
+            "max-connections", flags.maxConnections, "PLEX_LIVETV_AUTHZ_MAX_CONNECTIONS", default: 1024,
+            range: 0...1_000_000)
+        config.readinessInterval = duration(
+            "readiness-interval", flags.readinessInterval, "PLEX_LIVETV_AUTHZ_READINESS_INTERVAL",
+            default: .seconds(30), negativeDisables: false)!
         if let (text, _) = value(flags.logLevel, ["PLEX_LIVETV_AUTHZ_LOG_LEVEL"]) {
-            if let level = Logger.Level(rawValue: text.lowercased()) { config.logLevel = level } else {
-                problem("log-level", ["PLEX_LIVETV_AUTHZ_LOG_LEVEL"], "\"\(text)\" must be trace, debug, info, notice, warning, error or critical")
+            if let level = Logger.Level(rawValue: text.lowercased()) {
+                config.logLevel = level
+            } else {
+                problem(
+                    "log-level", ["PLEX_LIVETV_AUTHZ_LOG_LEVEL"],
+                    "\"\(text)\" must be trace, debug, info, notice, warning, error or critical")
             }
         }
         return problems.isEmpty ? .success(config) : .failure(Problems(list: problems))

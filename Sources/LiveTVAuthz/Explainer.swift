@@ -129,17 +129,21 @@ public struct Explainer: Sendable {
         if let inbound = token.token, let carrier = token.carrier {
             lines.append("inbound token:   \(carrier.rawValue) (\(inbound.fingerprint))")
         } else {
-            lines.append("inbound token:   none\(token.hopByHopHeaderToken ? " (header token is hop-by-hop: ignored)" : "")")
+            lines.append(
+                "inbound token:   none\(token.hopByHopHeaderToken ? " (header token is hop-by-hop: ignored)" : "")")
         }
         if token.queryTokenParameters > 1 {
-            lines.append("                 \(token.queryTokenParameters) X-Plex-Token query parameters (all rewritten on elevation)")
+            lines.append(
+                "                 \(token.queryTokenParameters) X-Plex-Token query parameters (all rewritten on elevation)"
+            )
         }
         if let outcome = decision.outcome { lines.append("outcome:         \(outcome.rawValue)") }
         let verdict =
             decision.rejected
             ? "REJECT: the source is blocked (HTTP 403)"
             : decision.elevate
-                ? (validated ? "ELEVATE: owner token upstream (token validated)"
+                ? (validated
+                    ? "ELEVATE: owner token upstream (token validated)"
                     : "ELEVATE: owner token upstream, if the inbound token is valid for this server")
                 : "preserve: the inbound token goes upstream unchanged"
         lines.append("decision:        \(verdict)")

@@ -79,20 +79,27 @@ public final class Guard: Sendable {
                 AuditEvent(
                     outcome: outcome, method: request.method, target: classification.target, surface: surface,
                     rule: decision.rule, source: source, tokenFingerprint: tokenFingerprint, reason: reason))
-            if countFailure, case .blocked(let failures, let until) = await state.recordFailure(source: source.fingerprint, at: now) {
+            if countFailure,
+                case .blocked(let failures, let until) = await state.recordFailure(source: source.fingerprint, at: now)
+            {
                 audit.record(
                     AuditEvent(
                         outcome: .badActorBlocked, method: request.method, target: classification.target,
                         surface: surface, rule: decision.rule, source: source, tokenFingerprint: tokenFingerprint,
-                        reason: "\(failures) failed Live TV elevation attempts within \(GoDuration.format(policy.window))",
+                        reason:
+                            "\(failures) failed Live TV elevation attempts within \(GoDuration.format(policy.window))",
                         block: (failures, policy.window, until - now)))
             }
             return decision
         }
 
         guard let token = classification.token.token else {
-            if blocked { return await finish(.blockedBadActor, valid: false, reason: "source is blocked; no token", countFailure: false) }
-            return await finish(.denyMissingToken, valid: false, reason: classification.reason.description, countFailure: true)
+            if blocked {
+                return await finish(
+                    .blockedBadActor, valid: false, reason: "source is blocked; no token", countFailure: false)
+            }
+            return await finish(
+                .denyMissingToken, valid: false, reason: classification.reason.description, countFailure: true)
         }
         if token == ownerToken {
             return await finish(.elevatedLiveTV, valid: true, reason: "the owner's own token", countFailure: false)
@@ -100,9 +107,13 @@ public final class Guard: Sendable {
         let tokenFingerprint = token.fingerprint
         if await state.isCoolingDown(source: source.fingerprint, token: tokenFingerprint, at: now) {
             if blocked {
-                return await finish(.blockedBadActor, valid: false, reason: "source is blocked; token already denied", countFailure: false)
+                return await finish(
+                    .blockedBadActor, valid: false, reason: "source is blocked; token already denied",
+                    countFailure: false)
             }
-            return await finish(.denyAuthCooldown, valid: false, reason: "token denied recently for this source; PMS not asked", countFailure: true)
+            return await finish(
+                .denyAuthCooldown, valid: false, reason: "token denied recently for this source; PMS not asked",
+                countFailure: true)
         }
         let started = ContinuousClock.now
         let validation = await validator.validate(token)
@@ -116,15 +127,19 @@ public final class Guard: Sendable {
         if case .unavailable(let why) = validation.check { metrics.recordPMSError(why.kind) }
         switch validation.check {
         case .valid:
-            return await finish(.elevatedLiveTV, valid: true, reason: classification.reason.description, countFailure: false)
+            return await finish(
+                .elevatedLiveTV, valid: true, reason: classification.reason.description, countFailure: false)
         case .invalid:
             await state.recordDenial(source: source.fingerprint, token: tokenFingerprint, at: now)
             if blocked {
-                return await finish(.blockedBadActor, valid: false, reason: "source is blocked; \(validation.check)", countFailure: false)
+                return await finish(
+                    .blockedBadActor, valid: false, reason: "source is blocked; \(validation.check)",
+                    countFailure: false)
             }
             return await finish(.denyUnauthorizedToken, valid: false, reason: "\(validation.check)", countFailure: true)
         case .unavailable:
-            return await finish(.denyValidationUnavailable, valid: false, reason: "\(validation.check)", countFailure: false)
+            return await finish(
+                .denyValidationUnavailable, valid: false, reason: "\(validation.check)", countFailure: false)
         }
     }
 }

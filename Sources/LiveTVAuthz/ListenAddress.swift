@@ -44,4 +44,3 @@ public enum AddressRules {
         host == "::1" || host == "localhost" || host.hasPrefix("127.") || host == "::ffff:127.0.0.1"
     }
 }
-

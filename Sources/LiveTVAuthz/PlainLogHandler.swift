@@ -19,7 +19,8 @@ public struct PlainLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        let text = event.level == .notice || event.level == .info ? "\(event.message)\n" : "\(event.level): \(event.message)\n"
+        let text =
+            event.level == .notice || event.level == .info ? "\(event.message)\n" : "\(event.level): \(event.message)\n"
         Self.lock.withLock { _ in FileHandle.standardError.write(Data(text.utf8)) }
     }
 }

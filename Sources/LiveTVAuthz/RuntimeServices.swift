@@ -174,9 +174,13 @@ public enum OwnerTokenFile {
             throw FileError(description: "cannot read \(path): \(String(cString: strerror(errno)))")
         }
         guard status.st_mode & 0o077 == 0 else {
-            throw FileError(description: "\(path) is readable by group or others (mode \(String(status.st_mode & 0o777, radix: 8))); chmod 600 it")
+            throw FileError(
+                description:
+                    "\(path) is readable by group or others (mode \(String(status.st_mode & 0o777, radix: 8))); chmod 600 it"
+            )
         }
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8)
+        else {
             throw FileError(description: "cannot read \(path)")
         }
         return String(text.split(whereSeparator: \.isNewline).first ?? "").trimmingCharacters(in: .whitespaces)

@@ -20,8 +20,10 @@ public final class ServiceMetrics: Sendable {
     public init(factory: any MetricsFactory) {
         self.factory = factory
         validationDuration = Timer(label: "plexauthz_validation_duration_seconds", dimensions: [], factory: factory)
-        cacheHits = Counter(label: "plexauthz_validation_cache_total", dimensions: [("result", "hit")], factory: factory)
-        cacheMisses = Counter(label: "plexauthz_validation_cache_total", dimensions: [("result", "miss")], factory: factory)
+        cacheHits = Counter(
+            label: "plexauthz_validation_cache_total", dimensions: [("result", "hit")], factory: factory)
+        cacheMisses = Counter(
+            label: "plexauthz_validation_cache_total", dimensions: [("result", "miss")], factory: factory)
         cacheEntries = Gauge(label: "plexauthz_validation_cache_entries", dimensions: [], factory: factory)
         activeBlocks = Gauge(label: "plexauthz_blocked_sources", dimensions: [], factory: factory)
         openConnections = Meter(label: "plexauthz_open_connections", dimensions: [], factory: factory)
@@ -48,7 +50,9 @@ public final class ServiceMetrics: Sendable {
             .increment()
     }
 
-    private func counter(_ cache: borrowing Mutex<[String: Counter]>, _ label: String, _ dimensions: [(String, String)]) -> Counter {
+    private func counter(_ cache: borrowing Mutex<[String: Counter]>, _ label: String, _ dimensions: [(String, String)])
+        -> Counter
+    {
         let key = dimensions.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
         return cache.withLock { counters in
             if let counter = counters[key] { return counter }

@@ -151,7 +151,9 @@ public struct AbuseBlocker: Sendable {
             prune(now: now)
             if sources.count >= maximumSources {
                 // Still full of live records: forget the oldest unblocked windows first.
-                let evictable = sources.filter { $0.value.blockedUntil == nil }.sorted { $0.value.windowStart < $1.value.windowStart }
+                let evictable = sources.filter { $0.value.blockedUntil == nil }.sorted {
+                    $0.value.windowStart < $1.value.windowStart
+                }
                 for (key, _) in evictable.prefix(max(1, maximumSources / 10)) { sources[key] = nil }
             }
             if sources.count >= maximumSources { return }

@@ -120,7 +120,9 @@ public struct AuditCounters: Sendable {
         }
         switch outcome {
         case .denyMissingToken, .denyUnauthorizedToken, .denyAuthCooldown, .blockedBadActor:
-            if perSource[source] != nil || perSource.count < Self.maximumTrackedSources { perSource[source, default: 0] += 1 }
+            if perSource[source] != nil || perSource.count < Self.maximumTrackedSources {
+                perSource[source, default: 0] += 1
+            }
         default:
             break
         }

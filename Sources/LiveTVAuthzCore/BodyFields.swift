@@ -149,8 +149,9 @@ enum JSONObjectFields {
                     index += 1
                 default:
                     let start = index
-                    while let next = peek, !(next == 0x2C || next == 0x7D || next == 0x5D || next == 0x3A
-                        || next == 0x20 || next == 0x09 || next == 0x0A || next == 0x0D || next == 0x22)
+                    while let next = peek,
+                        !(next == 0x2C || next == 0x7D || next == 0x5D || next == 0x3A
+                            || next == 0x20 || next == 0x09 || next == 0x0A || next == 0x0D || next == 0x22)
                     {
                         index += 1
                     }
@@ -161,11 +162,15 @@ enum JSONObjectFields {
         }
 
         private func isScalarLiteral(_ token: ArraySlice<UInt8>) -> Bool {
-            if token.elementsEqual("true".utf8) || token.elementsEqual("false".utf8) || token.elementsEqual("null".utf8) {
+            if token.elementsEqual("true".utf8) || token.elementsEqual("false".utf8) || token.elementsEqual("null".utf8)
+            {
                 return true
             }
             // A lenient number check: digits, sign, dot, exponent.
-            return !token.isEmpty && token.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D || $0 == 0x2B || $0 == 0x2E || $0 == 0x65 || $0 == 0x45 }
+            return !token.isEmpty
+                && token.allSatisfy {
+                    ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D || $0 == 0x2B || $0 == 0x2E || $0 == 0x65 || $0 == 0x45
+                }
         }
     }
 }

@@ -65,7 +65,8 @@ public enum NearMiss: Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .method(let surface, let method):
-            return "path fits \(surface.rawValue) but method \(method.isEmpty ? "(empty)" : method) is not elevated there"
+            return
+                "path fits \(surface.rawValue) but method \(method.isEmpty ? "(empty)" : method) is not elevated there"
         case .evidenceMissing(let surface):
             return "path fits \(surface.rawValue) but carries no Live TV evidence"
         case .evidenceNotLiveTV(let surface):
@@ -109,7 +110,8 @@ public struct LiveTVClassifier: Sendable {
     public func classify(_ request: AuthzRequest) -> Classification {
         let target = RequestTarget(request.target)
         let token = TokenLocation(target: target, headers: request.headers)
-        func result(_ rule: ElevationRule, _ surface: ElevationRule?, _ reason: ClassificationReason) -> Classification {
+        func result(_ rule: ElevationRule, _ surface: ElevationRule?, _ reason: ClassificationReason) -> Classification
+        {
             Classification(rule: rule, surface: surface, reason: reason, token: token, target: target)
         }
         if let unsafe = PathSafety.check(slice: target.path) {
@@ -120,7 +122,8 @@ public struct LiveTVClassifier: Sendable {
         }
         let body = request.body.effective
         let path = target.path
-        if mode == .liveTV, case .unseen = body, let mutating = Self.mutatingSurface(method: request.method, path: path) {
+        if mode == .liveTV, case .unseen = body, let mutating = Self.mutatingSurface(method: request.method, path: path)
+        {
             return result(.bodyUnseen, nil, .bodyUnseen(mutating))
         }
         switch match(request, target: target, body: body) {
@@ -197,51 +200,68 @@ public struct LiveTVClassifier: Sendable {
                 return .candidate(.subscriptionsRead)
             }
             if isTemplate,
-                consider(.subscriptionsTemplate, methodOK: isRead, evidence: {
-                    subscriptionEvidence(target: target, body: .none)
-                })
+                consider(
+                    .subscriptionsTemplate, methodOK: isRead,
+                    evidence: {
+                        subscriptionEvidence(target: target, body: .none)
+                    })
             {
                 return .candidate(.subscriptionsTemplate)
             }
             if isWrite,
-                consider(.subscriptionsWrite, methodOK: true, evidence: { subscriptionEvidence(target: target, body: body) })
+                consider(
+                    .subscriptionsWrite, methodOK: true, evidence: { subscriptionEvidence(target: target, body: body) })
             {
                 return .candidate(.subscriptionsWrite)
             }
             if Self.isNumberedSubscription(path), isWrite,
-                consider(.subscriptionsTeardown, methodOK: method == "DELETE", evidence: { sessionEvidence(request, target: target) })
+                consider(
+                    .subscriptionsTeardown, methodOK: method == "DELETE",
+                    evidence: { sessionEvidence(request, target: target) })
             {
                 return .candidate(.subscriptionsTeardown)
             }
         }
         if path.hasBytePrefix(Paths.transcode) {
-            if consider(.transcode, methodOK: isRead, evidence: {
-                referenceEvidence(target: target, body: .none, names: [Names.path])
-            }) {
+            if consider(
+                .transcode, methodOK: isRead,
+                evidence: {
+                    referenceEvidence(target: target, body: .none, names: [Names.path])
+                })
+            {
                 return .candidate(.transcode)
             }
         }
         if Self.isUnder(path, Paths.playQueues) {
             // Fine print 4: a body counts only for the POST (stream start); reads are judged on the query.
             let isPost = method == "POST"
-            if consider(.playQueue, methodOK: isRead || isPost, evidence: {
-                referenceEvidence(target: target, body: isPost ? body : .none, names: [Names.uri, Names.path])
-            }) {
+            if consider(
+                .playQueue, methodOK: isRead || isPost,
+                evidence: {
+                    referenceEvidence(target: target, body: isPost ? body : .none, names: [Names.uri, Names.path])
+                })
+            {
                 return .candidate(.playQueue)
             }
         }
         if path.elementsEqual(Paths.timeline) {
-            if consider(.timeline, methodOK: isRead, evidence: {
-                referenceEvidence(target: target, body: .none, names: [Names.key])
-            }) {
+            if consider(
+                .timeline, methodOK: isRead,
+                evidence: {
+                    referenceEvidence(target: target, body: .none, names: [Names.key])
+                })
+            {
                 return .candidate(.timeline)
             }
         }
         if path.elementsEqual(Paths.root) || path.elementsEqual(Paths.identity) {
-            if consider(.rootReferer, methodOK: isRead, evidence: {
-                guard let referer = request.firstHeader("referer") else { return .missing }
-                return LiveTVReferenceMatcher.isLiveTVPage(referer.utf8) ? .ok : .notLiveTV
-            }) {
+            if consider(
+                .rootReferer, methodOK: isRead,
+                evidence: {
+                    guard let referer = request.firstHeader("referer") else { return .missing }
+                    return LiveTVReferenceMatcher.isLiveTVPage(referer.utf8) ? .ok : .notLiveTV
+                })
+            {
                 return .candidate(.rootReferer)
             }
         }

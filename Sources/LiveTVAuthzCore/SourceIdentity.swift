@@ -33,7 +33,8 @@ public struct SourceIdentity: Sendable, Hashable, CustomStringConvertible {
     public static func resolve(_ request: AuthzRequest) -> SourceIdentity {
         let peer = request.peer
         guard peer.trustedFrontend else {
-            return SourceIdentity(address: peer.connectionAddress ?? unknownAddress, forwardedForCount: 0, cfConnectingIP: false)
+            return SourceIdentity(
+                address: peer.connectionAddress ?? unknownAddress, forwardedForCount: 0, cfConnectingIP: false)
         }
         var chain: [String] = []
         for value in request.headerValues("x-forwarded-for") {

@@ -26,7 +26,8 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
 
     /// RFC 3339 in UTC with second precision, e.g. `2026-11-25T14:28:18Z`.
     public var rfc3339: String {
-        let seconds = unixNanoseconds >= 0 ? unixNanoseconds / 1_000_000_000 : (unixNanoseconds - 999_999_999) / 1_000_000_000
+        let seconds =
+            unixNanoseconds >= 0 ? unixNanoseconds / 1_000_000_000 : (unixNanoseconds - 999_999_999) / 1_000_000_000
         let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
         let secondOfDay = seconds - days * 86_400
         // Howard Hinnant's civil_from_days.
@@ -79,7 +80,8 @@ public enum GoDuration {
         while index < scalars.count {
             let numberStart = index
             while index < scalars.count, ("0"..."9").contains(scalars[index]) || scalars[index] == "." { index += 1 }
-            guard index > numberStart, let value = Double(String(String.UnicodeScalarView(scalars[numberStart..<index])))
+            guard index > numberStart,
+                let value = Double(String(String.UnicodeScalarView(scalars[numberStart..<index])))
             else { return nil }
             let unitStart = index
             while index < scalars.count, !("0"..."9").contains(scalars[index]), scalars[index] != "." { index += 1 }

@@ -108,7 +108,8 @@ public struct TokenLocation: Sendable, Hashable {
     static func connectionListsToken(_ headers: [HTTPField]) -> Bool {
         let connection: [UInt8] = Array("connection".utf8)
         for field in headers where field.name.utf8.equalsLowercased(connection) {
-            for option in Array(field.value.utf8).split(separator: 0x2C) where option.trimmedBytes().equalsLowercased(lowercasedName) {
+            for option in Array(field.value.utf8).split(separator: 0x2C)
+            where option.trimmedBytes().equalsLowercased(lowercasedName) {
                 return true
             }
         }

@@ -42,12 +42,16 @@ public struct EnvoyAuthorizationService: Envoy_Service_Auth_V3_Authorization.Ser
         if !isUnixSocket {
             guard Self.isAllowedPeer(context.remotePeer, allowed: allowedFrontends) else {
                 metrics.recordResponse(endpoint: "grpc", status: 403)
-                return ServerResponse(message: EnvoyGRPCAdapter.refusal(code: EnvoyGRPCAdapter.Code.permissionDenied, "peer is not an allowed frontend"))
+                return ServerResponse(
+                    message: EnvoyGRPCAdapter.refusal(
+                        code: EnvoyGRPCAdapter.Code.permissionDenied, "peer is not an allowed frontend"))
             }
             let presented = request.metadata[stringValues: Self.keyMetadata].first(where: { _ in true })
             guard let frontendKey, frontendKey(presented) else {
                 metrics.recordResponse(endpoint: "grpc", status: 401)
-                return ServerResponse(message: EnvoyGRPCAdapter.refusal(code: EnvoyGRPCAdapter.Code.unauthenticated, "missing or wrong x-plexauthz-key"))
+                return ServerResponse(
+                    message: EnvoyGRPCAdapter.refusal(
+                        code: EnvoyGRPCAdapter.Code.unauthenticated, "missing or wrong x-plexauthz-key"))
             }
         }
         let described: AuthzRequest
@@ -55,7 +59,8 @@ public struct EnvoyAuthorizationService: Envoy_Service_Auth_V3_Authorization.Ser
             described = try EnvoyGRPCAdapter.request(request.message)
         } catch {
             metrics.recordResponse(endpoint: "grpc", status: 400)
-            return ServerResponse(message: EnvoyGRPCAdapter.refusal(code: EnvoyGRPCAdapter.Code.invalidArgument, error.description))
+            return ServerResponse(
+                message: EnvoyGRPCAdapter.refusal(code: EnvoyGRPCAdapter.Code.invalidArgument, error.description))
         }
         let decision = await guardian.decide(described)
         metrics.recordResponse(endpoint: "grpc", status: decision.rejected ? 403 : 200)
@@ -71,7 +76,9 @@ public struct EnvoyAuthorizationService: Envoy_Service_Auth_V3_Authorization.Ser
         } else if let colon = host.lastIndex(of: ":") {
             host = String(host[..<colon])
         }
-        if host.hasPrefix("%5B") { host = host.replacingOccurrences(of: "%5B", with: "").replacingOccurrences(of: "%5D", with: "") }
+        if host.hasPrefix("%5B") {
+            host = host.replacingOccurrences(of: "%5B", with: "").replacingOccurrences(of: "%5D", with: "")
+        }
         return AddressRules.isLoopback(host) || allowed.contains(host)
     }
 }
@@ -87,7 +94,8 @@ public final class GRPCAuthzServer: Service, Sendable {
     private let ready = AsyncStream<Void>.makeStream()
 
     public init(
-        address: ListenAddress, service: EnvoyAuthorizationService, socketMode: mode_t, socketGroup: String?, logger: Logger
+        address: ListenAddress, service: EnvoyAuthorizationService, socketMode: mode_t, socketGroup: String?,
+        logger: Logger
     ) {
         self.address = address
         self.service = service
@@ -107,11 +115,13 @@ public final class GRPCAuthzServer: Service, Sendable {
         let socketAddress: GRPCNIOTransportCore.SocketAddress
         switch address {
         case .unix(let path): socketAddress = .unixDomainSocket(path: path)
-        case .tcp(let host, let port): socketAddress = host.contains(":") ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port)
+        case .tcp(let host, let port):
+            socketAddress = host.contains(":") ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port)
         }
         var config = HTTP2ServerTransport.Posix.Config.defaults
         config.rpc.maxRequestPayloadSize = 1 << 20
-        let transport = HTTP2ServerTransport.Posix(address: socketAddress, transportSecurity: .plaintext, config: config)
+        let transport = HTTP2ServerTransport.Posix(
+            address: socketAddress, transportSecurity: .plaintext, config: config)
         let server = GRPCServer(transport: transport, services: [service])
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask {
@@ -132,7 +142,8 @@ public final class GRPCAuthzServer: Service, Sendable {
             }
             if let ipv4 = listening.ipv4 { bound.withLock { $0 = ipv4.port } }
             if let ipv6 = listening.ipv6 { bound.withLock { $0 = ipv6.port } }
-            logger.notice("gRPC (Envoy ext_authz) listening on \(address.description)\(port.map { " (port \($0))" } ?? "")")
+            logger.notice(
+                "gRPC (Envoy ext_authz) listening on \(address.description)\(port.map { " (port \($0))" } ?? "")")
             ready.continuation.yield(())
             ready.continuation.finish()
         }

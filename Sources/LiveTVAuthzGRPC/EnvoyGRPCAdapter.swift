@@ -67,7 +67,8 @@ public enum EnvoyGRPCAdapter {
     public static func response(_ decision: AuthzDecision) -> Envoy_Service_Auth_V3_CheckResponse {
         var response = Envoy_Service_Auth_V3_CheckResponse()
         if decision.rejected {
-            response.status = status(Code.permissionDenied, "source blocked after repeated failed Live TV authorizations")
+            response.status = status(
+                Code.permissionDenied, "source blocked after repeated failed Live TV authorizations")
             var denied = Envoy_Service_Auth_V3_DeniedHttpResponse()
             denied.status = Envoy_Type_V3_HttpStatus.with { $0.code = .forbidden }
             denied.headers = [headerOption("X-Plexauthz-Decision", "blocked")]
@@ -82,11 +83,14 @@ public enum EnvoyGRPCAdapter {
         } else {
             ok.headersToRemove = ["x-plex-token"]
         }
-        if decision.elevate, decision.classification.token.queryTokenParameters > 0, let token = decision.upstreamToken {
-            ok.queryParametersToSet = [Envoy_Config_Core_V3_QueryParameter.with {
-                $0.key = "X-Plex-Token"
-                $0.value = token.value
-            }]
+        if decision.elevate, decision.classification.token.queryTokenParameters > 0, let token = decision.upstreamToken
+        {
+            ok.queryParametersToSet = [
+                Envoy_Config_Core_V3_QueryParameter.with {
+                    $0.key = "X-Plex-Token"
+                    $0.value = token.value
+                }
+            ]
         }
         response.okResponse = ok
         return response

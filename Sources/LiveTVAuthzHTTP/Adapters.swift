@@ -53,11 +53,15 @@ enum ControlHeaders {
 /// `X-Forwarded-For` entry (`$proxy_add_x_forwarded_for`).
 public enum NginxAdapter {
     public static func request(_ wire: WireRequest) throws(AdapterError) -> AuthzRequest {
-        let method = try required(wire, "X-Original-Method", "nginx subrequest", hint: " (proxy_set_header X-Original-Method $request_method)")
-        let target = try required(wire, "X-Original-URI", "nginx subrequest", hint: " (proxy_set_header X-Original-URI $request_uri)")
+        let method = try required(
+            wire, "X-Original-Method", "nginx subrequest", hint: " (proxy_set_header X-Original-Method $request_method)"
+        )
+        let target = try required(
+            wire, "X-Original-URI", "nginx subrequest", hint: " (proxy_set_header X-Original-URI $request_uri)")
         return AuthzRequest(
             method: method, target: target, headers: clientHeaders(wire.headers),
-            body: declaredBody(wire.headers), peer: PeerFacts(trustedFrontend: true, connectionAddress: wire.connectionAddress))
+            body: declaredBody(wire.headers),
+            peer: PeerFacts(trustedFrontend: true, connectionAddress: wire.connectionAddress))
     }
 }
 
@@ -70,7 +74,11 @@ public enum ForwardAuthAdapter {
         let method = try required(wire, "X-Forwarded-Method", "forward-auth subrequest")
         let target = try required(wire, "X-Forwarded-Uri", "forward-auth subrequest")
         var body = declaredBody(wire.headers)
-        if body == .none, hasBody(length: wire.headers.first(name: "Content-Length"), encoding: wire.headers.first(name: "Transfer-Encoding")) {
+        if body == .none,
+            hasBody(
+                length: wire.headers.first(name: "Content-Length"),
+                encoding: wire.headers.first(name: "Transfer-Encoding"))
+        {
             body = .unseen
         }
         return AuthzRequest(
@@ -128,7 +136,9 @@ func clientHeaders(_ headers: HTTPHeaders) -> [HTTPField] {
 
 /// Body presence as declared by `X-Original-Content-Length` / `X-Original-Transfer-Encoding`.
 func declaredBody(_ headers: HTTPHeaders) -> RequestBody {
-    hasBody(length: headers.first(name: "X-Original-Content-Length"), encoding: headers.first(name: "X-Original-Transfer-Encoding"))
+    hasBody(
+        length: headers.first(name: "X-Original-Content-Length"),
+        encoding: headers.first(name: "X-Original-Transfer-Encoding"))
         ? .unseen : .none
 }
 
@@ -155,7 +165,10 @@ public enum DecisionHeaders {
     }
 
     public static func blocked(_ decision: AuthzDecision) -> [(String, String)] {
-        [("X-Plexauthz-Decision", "blocked"), ("X-Plexauthz-Rule", decision.rule.rawValue), ("Cache-Control", "no-store")]
+        [
+            ("X-Plexauthz-Decision", "blocked"), ("X-Plexauthz-Rule", decision.rule.rawValue),
+            ("Cache-Control", "no-store"),
+        ]
     }
 
     /// Percent-encodes what may not appear raw in a decision header: controls, space, DEL, non-ASCII, and

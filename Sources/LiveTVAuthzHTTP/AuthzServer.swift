@@ -105,7 +105,9 @@ public final class AuthzServer: Service, Sendable {
         return ""
     }
 
-    private func bind(_ address: ListenAddress, quiesce: ServerQuiescingHelper, connections: ConnectionGauge) async throws -> any Channel {
+    private func bind(_ address: ListenAddress, quiesce: ServerQuiescingHelper, connections: ConnectionGauge)
+        async throws -> any Channel
+    {
         let service = self.service
         let settings = self.settings
         let logger = self.logger
@@ -126,7 +128,8 @@ public final class AuthzServer: Service, Sendable {
                     let remote = channel.remoteAddress?.ipAddress
                     if !isUnix {
                         // TCP: loopback always; anything else only when allow-listed.
-                        guard let remote, AddressRules.isLoopback(remote) || settings.allowedFrontends.contains(remote) else {
+                        guard let remote, AddressRules.isLoopback(remote) || settings.allowedFrontends.contains(remote)
+                        else {
                             logger.warning("refused a TCP connection from a peer that is not an allowed frontend")
                             channel.close(promise: nil)
                             return
@@ -151,7 +154,9 @@ public final class AuthzServer: Service, Sendable {
             let channel = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
             guard chmod(path, settings.socketMode) == 0 else {
                 try? await channel.close()
-                throw ServerError("cannot set mode \(String(settings.socketMode, radix: 8)) on \(path): \(String(cString: strerror(errno)))")
+                throw ServerError(
+                    "cannot set mode \(String(settings.socketMode, radix: 8)) on \(path): \(String(cString: strerror(errno)))"
+                )
             }
             if let groupName = settings.socketGroup {
                 guard let entry = getgrnam(groupName) else {
@@ -294,7 +299,8 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
         let sync = context.pipeline.syncOperations
         try sync.configureHTTPServerPipeline(
             position: .last, withPipeliningAssistance: true, withServerUpgrade: nil, withErrorHandling: false,
-            withOutboundHeaderValidation: true, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
+            withOutboundHeaderValidation: true, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits
+        )
         try sync.addHandler(HTTP1ErrorHandler())
         try sync.addHandler(DecisionRequestHandler(service: service, transport: transport, isHTTP2: false))
     }
@@ -337,8 +343,12 @@ final class HTTP1ErrorHandler: ChannelDuplexHandler {
         if !responseOpen {
             let status: HTTPResponseStatus = parserError == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest
             let body = ByteBuffer(string: status == .badRequest ? "malformed request\n" : "request head over 32 KiB\n")
-            let headers = HTTPHeaders([("Connection", "close"), ("Content-Length", String(body.readableBytes)), ("Content-Type", "text/plain")])
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+            let headers = HTTPHeaders([
+                ("Connection", "close"), ("Content-Length", String(body.readableBytes)), ("Content-Type", "text/plain"),
+            ])
+            context.write(
+                wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))),
+                promise: nil)
             context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         }
@@ -391,7 +401,8 @@ final class DecisionRequestHandler: ChannelInboundHandler {
             guard let head else { return }
             self.head = nil
             let wire = WireRequest(
-                method: head.method.rawValue, uri: head.uri, headers: head.headers, body: body, bodyTooLarge: bodyTooLarge,
+                method: head.method.rawValue, uri: head.uri, headers: head.headers, body: body,
+                bodyTooLarge: bodyTooLarge,
                 connectionAddress: nil)
             body = []
             let keepAlive = isHTTP2 || head.isKeepAlive
@@ -409,12 +420,16 @@ final class DecisionRequestHandler: ChannelInboundHandler {
         }
     }
 
-    private func write(_ response: ServerResponse, keepAlive: Bool, isHead: Bool, isHTTP2: Bool, context: ChannelHandlerContext) {
+    private func write(
+        _ response: ServerResponse, keepAlive: Bool, isHead: Bool, isHTTP2: Bool, context: ChannelHandlerContext
+    ) {
         var headers = HTTPHeaders(response.headers)
         headers.add(name: "Content-Length", value: String(response.body.count))
         if !isHTTP2 { headers.add(name: "Connection", value: keepAlive ? "keep-alive" : "close") }
         context.write(
-            wrapOutboundOut(.head(HTTPResponseHead(version: isHTTP2 ? .http2 : .http1_1, status: response.status, headers: headers))),
+            wrapOutboundOut(
+                .head(HTTPResponseHead(version: isHTTP2 ? .http2 : .http1_1, status: response.status, headers: headers))
+            ),
             promise: nil)
         if !isHead, !response.body.isEmpty {
             context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: response.body)))), promise: nil)

@@ -27,7 +27,8 @@ public struct ServerResponse: Sendable {
     }
 
     static func text(_ status: HTTPResponseStatus, _ text: String) -> ServerResponse {
-        ServerResponse(status: status, headers: [("Content-Type", "text/plain; charset=utf-8")], body: Array((text + "\n").utf8))
+        ServerResponse(
+            status: status, headers: [("Content-Type", "text/plain; charset=utf-8")], body: Array((text + "\n").utf8))
     }
 }
 
@@ -90,7 +91,8 @@ public final class DecisionService: Sendable {
     private let configErrorLog = Mutex<[String: ContinuousClock.Instant]>([:])
 
     public init(
-        guard guardian: Guard, frontendKey: FrontendKey?, metrics: ServiceMetrics, registry: PrometheusCollectorRegistry?,
+        guard guardian: Guard, frontendKey: FrontendKey?, metrics: ServiceMetrics,
+        registry: PrometheusCollectorRegistry?,
         readiness: Readiness, logger: Logger
     ) {
         self.guardian = guardian
@@ -102,7 +104,8 @@ public final class DecisionService: Sendable {
     }
 
     public func respond(to wire: WireRequest, transport: Transport) async -> ServerResponse {
-        let path = wire.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        let path =
+            wire.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
         let endpoint: String
         let response: ServerResponse
         switch path {
@@ -111,20 +114,29 @@ public final class DecisionService: Sendable {
             response = .text(.ok, "ok")
         case "/readyz":
             endpoint = "readyz"
-            response = readiness.isReady ? .text(.ok, "ready") : .text(.serviceUnavailable, "not ready: PMS has not answered /identity recently")
+            response =
+                readiness.isReady
+                ? .text(.ok, "ready") : .text(.serviceUnavailable, "not ready: PMS has not answered /identity recently")
         case "/metrics":
             endpoint = "metrics"
             response = ServerResponse(
-                status: .ok, headers: [("Content-Type", "text/plain; version=0.0.4")], body: registry?.emitToBuffer() ?? [])
+                status: .ok, headers: [("Content-Type", "text/plain; version=0.0.4")],
+                body: registry?.emitToBuffer() ?? [])
         case "/v1/nginx":
             endpoint = "nginx"
-            response = await decide(wire, transport: transport) { wire throws(AdapterError) in try NginxAdapter.request(wire) }
+            response = await decide(wire, transport: transport) { wire throws(AdapterError) in
+                try NginxAdapter.request(wire)
+            }
         case "/v1/forward":
             endpoint = "forward"
-            response = await decide(wire, transport: transport) { wire throws(AdapterError) in try ForwardAuthAdapter.request(wire) }
+            response = await decide(wire, transport: transport) { wire throws(AdapterError) in
+                try ForwardAuthAdapter.request(wire)
+            }
         case _ where path == EnvoyHTTPAdapter.prefix || path.hasPrefix(EnvoyHTTPAdapter.prefix + "/"):
             endpoint = "envoy"
-            response = await decide(wire, transport: transport) { wire throws(AdapterError) in try EnvoyHTTPAdapter.request(wire) }
+            response = await decide(wire, transport: transport) { wire throws(AdapterError) in
+                try EnvoyHTTPAdapter.request(wire)
+            }
         default:
             endpoint = "unknown"
             response = .text(.notFound, "not found")
@@ -168,6 +180,8 @@ public final class DecisionService: Sendable {
             log[message] = now
             return true
         }
-        if due { logger.error("frontend configuration error: \(message) (answering 500; repeated at most once a minute)") }
+        if due {
+            logger.error("frontend configuration error: \(message) (answering 500; repeated at most once a minute)")
+        }
     }
 }

@@ -25,7 +25,8 @@ struct FakePMSCommand: AsyncParsableCommand {
     @Option(help: "Shared user token.") var userToken: String?
     @Flag(help: "Lenient token carriers (no 400 when query and header tokens differ).") var lenient = false
     @Flag(help: "gzip responses for clients that accept it.") var gzip = false
-    @Option(help: "Answer for a shared user's GET /livetv/dvrs: 200-list, 200-empty or 403.") var livetvDvrsForUser = "200-list"
+    @Option(help: "Answer for a shared user's GET /livetv/dvrs: 200-list, 200-empty or 403.") var livetvDvrsForUser =
+        "200-list"
 
     func validate() throws {
         guard ["127.0.0.1", "::1", "localhost"].contains(host) || host.hasPrefix("127.") else {
@@ -44,11 +45,11 @@ struct FakePMSCommand: AsyncParsableCommand {
         config.strict = !lenient
         config.gzip = gzip
         config.livetvDvrsForUser = livetvDvrsForUser
-        let server = try await FakePMSServer.start(pms: FakePMS(config: config), host: host, port: port, controlPort: controlPort)
+        let server = try await FakePMSServer.start(
+            pms: FakePMS(config: config), host: host, port: port, controlPort: controlPort)
         print(#"{"port":\#(server.port),"controlPort":\#(server.controlPort)}"#)
         fflush(nil)
         for await _ in await UnixSignalsSequence(trapping: .sigint, .sigterm) { break }
         await server.shutdown()
     }
 }
-

@@ -44,10 +44,16 @@ struct ExplainCommand: AsyncParsableCommand {
     @Option(help: "The owner token to substitute (default: the literal OWNER).")
     var ownerToken: String = "OWNER"
 
-    @Option(help: "This server's machine identifier; server:// references to any other id are not Live TV. Default: accept any id.")
+    @Option(
+        help:
+            "This server's machine identifier; server:// references to any other id are not Live TV. Default: accept any id."
+    )
     var machineId: String?
 
-    @Option(help: "Run the full guard: validate inbound tokens against this Plex server (e.g. http://127.0.0.1:32400). References to its authority (or loopback) count as this server.")
+    @Option(
+        help:
+            "Run the full guard: validate inbound tokens against this Plex server (e.g. http://127.0.0.1:32400). References to its authority (or loopback) count as this server."
+    )
     var pmsURL: String?
 
     @Option(help: "With --pms-url: token validation timeout (Go duration).")
@@ -125,7 +131,11 @@ struct ExplainCommand: AsyncParsableCommand {
                     ?? (bodyPresent ? .unseen : .none),
                 peer: PeerFacts(trustedFrontend: true))
             let decision: AuthzDecision
-            if let guardian { decision = await guardian.decide(request) } else { decision = explainer.decideAssumingValidToken(request) }
+            if let guardian {
+                decision = await guardian.decide(request)
+            } else {
+                decision = explainer.decideAssumingValidToken(request)
+            }
             print(Explainer.humanReport(request, decision, mode: mode, validated: guardian != nil))
             return
         }
@@ -133,7 +143,11 @@ struct ExplainCommand: AsyncParsableCommand {
         while let line = readLine(strippingNewline: true) {
             if line.allSatisfy(\.isWhitespace) { continue }
             let answer: (text: String, failed: Bool)
-            if let guardian { answer = await Explainer.answer(line: line, guard: guardian) } else { answer = explainer.answer(line: line) }
+            if let guardian {
+                answer = await Explainer.answer(line: line, guard: guardian)
+            } else {
+                answer = explainer.answer(line: line)
+            }
             failed = failed || answer.failed
             print(answer.text)
             fflush(nil)

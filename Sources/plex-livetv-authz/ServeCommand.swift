@@ -14,7 +14,8 @@ import Synchronization
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Run the decision service for a frontend (nginx auth_request, Envoy ext_authz, Traefik/Caddy forward auth).",
+        abstract:
+            "Run the decision service for a frontend (nginx auth_request, Envoy ext_authz, Traefik/Caddy forward auth).",
         discussion: """
             Every option can also come from the environment variable named in its help; a flag wins over its \
             variable. Durations are Go durations (30s, 5m, 1h30m); zero or unset means the default, and a \
@@ -37,25 +38,45 @@ struct ServeCommand: AsyncParsableCommand {
             also envoy.service.auth.v3.Authorization/Check.
             """)
 
-    @Option(name: .customLong("listen"), help: "unix:/path or host:port; repeatable. Env PLEX_LIVETV_AUTHZ_LISTEN (comma-separated). Default unix:/run/plex-livetv-authz/authz.sock.")
+    @Option(
+        name: .customLong("listen"),
+        help:
+            "unix:/path or host:port; repeatable. Env PLEX_LIVETV_AUTHZ_LISTEN (comma-separated). Default unix:/run/plex-livetv-authz/authz.sock."
+    )
     var listen: [String] = []
-    @Option(name: .customLong("grpc-listen"), help: "Envoy ext_authz gRPC (envoy.service.auth.v3.Authorization/Check, h2c) on unix:/path or host:port; repeatable. Same trust rules and frontend key (metadata x-plexauthz-key) as --listen. Env PLEX_LIVETV_AUTHZ_GRPC_LISTEN. Default: off.")
+    @Option(
+        name: .customLong("grpc-listen"),
+        help:
+            "Envoy ext_authz gRPC (envoy.service.auth.v3.Authorization/Check, h2c) on unix:/path or host:port; repeatable. Same trust rules and frontend key (metadata x-plexauthz-key) as --listen. Env PLEX_LIVETV_AUTHZ_GRPC_LISTEN. Default: off."
+    )
     var grpcListen: [String] = []
     @Option(help: "Octal mode of a Unix socket. Env PLEX_LIVETV_AUTHZ_SOCKET_MODE. Default 660.")
     var socketMode: String?
     @Option(help: "Group of a Unix socket (the frontend's, e.g. www-data). Env PLEX_LIVETV_AUTHZ_SOCKET_GROUP.")
     var socketGroup: String?
-    @Option(help: "File (0600) with the frontend key for TCP listeners. Env PLEX_LIVETV_AUTHZ_FRONTEND_KEY_FILE, or the key itself in PLEX_LIVETV_AUTHZ_FRONTEND_KEY.")
+    @Option(
+        help:
+            "File (0600) with the frontend key for TCP listeners. Env PLEX_LIVETV_AUTHZ_FRONTEND_KEY_FILE, or the key itself in PLEX_LIVETV_AUTHZ_FRONTEND_KEY."
+    )
     var frontendKeyFile: String?
-    @Option(name: .customLong("allow-frontend"), help: "A non-loopback frontend address allowed on TCP listeners; repeatable. Env PLEX_LIVETV_AUTHZ_ALLOW_FRONTENDS (comma-separated).")
+    @Option(
+        name: .customLong("allow-frontend"),
+        help:
+            "A non-loopback frontend address allowed on TCP listeners; repeatable. Env PLEX_LIVETV_AUTHZ_ALLOW_FRONTENDS (comma-separated)."
+    )
     var allowFrontend: [String] = []
-    @Option(name: .customLong("pms-url"), help: "Plex Media Server base URL. Env IPTV_TUNERR_PMS_URL. Default http://127.0.0.1:32400.")
+    @Option(
+        name: .customLong("pms-url"),
+        help: "Plex Media Server base URL. Env IPTV_TUNERR_PMS_URL. Default http://127.0.0.1:32400.")
     var pmsURL: String?
     @Option(help: "File (0600) with the owner token, re-read on SIGHUP. Env PLEX_LIVETV_AUTHZ_OWNER_TOKEN_FILE.")
     var ownerTokenFile: String?
     @Option(help: "live-tv (default), discovery-only or all. Env PLEX_LIVETV_AUTHZ_MODE.")
     var mode: String?
-    @Option(help: "PMS machine identifier for server:// references. Env PLEX_LIVETV_AUTHZ_MACHINE_ID. Default: read from PMS /identity.")
+    @Option(
+        help:
+            "PMS machine identifier for server:// references. Env PLEX_LIVETV_AUTHZ_MACHINE_ID. Default: read from PMS /identity."
+    )
     var machineId: String?
     @Option(help: "Token validation timeout. Env PLEX_LIVETV_AUTHZ_VALIDATION_TIMEOUT. Default 3s.")
     var validationTimeout: String?
@@ -73,17 +94,27 @@ struct ServeCommand: AsyncParsableCommand {
     var abuseStateFile: String?
     // `.unconditional`: the documented way to disable is a negative duration (`-1s`), which must not be
     // taken for a flag.
-    @Option(parsing: .unconditional, help: "Deny a source+token pair without asking PMS for this long after a denial; negative disables. Env IPTV_TUNERR_PROXY_BAD_AUTH_COOLDOWN. Default 2m.")
+    @Option(
+        parsing: .unconditional,
+        help:
+            "Deny a source+token pair without asking PMS for this long after a denial; negative disables. Env IPTV_TUNERR_PROXY_BAD_AUTH_COOLDOWN. Default 2m."
+    )
     var badAuthCooldown: String?
-    @Option(parsing: .unconditional, help: "Interval of the plexlabelproxy_audit_summary line; negative disables. Env IPTV_TUNERR_PROXY_AUDIT_SUMMARY_INTERVAL. Default 5m.")
+    @Option(
+        parsing: .unconditional,
+        help:
+            "Interval of the plexlabelproxy_audit_summary line; negative disables. Env IPTV_TUNERR_PROXY_AUDIT_SUMMARY_INTERVAL. Default 5m."
+    )
     var auditSummaryInterval: String?
     @Option(help: "Close keep-alive connections idle this long. Env PLEX_LIVETV_AUTHZ_IDLE_TIMEOUT. Default 60s.")
     var idleTimeout: String?
     @Option(help: "Most open connections. Env PLEX_LIVETV_AUTHZ_MAX_CONNECTIONS. Default 1024.")
     var maxConnections: String?
-    @Option(help: "How often PMS /identity is probed for /readyz. Env PLEX_LIVETV_AUTHZ_READINESS_INTERVAL. Default 30s.")
+    @Option(
+        help: "How often PMS /identity is probed for /readyz. Env PLEX_LIVETV_AUTHZ_READINESS_INTERVAL. Default 30s.")
     var readinessInterval: String?
-    @Option(help: "trace, debug, info, notice, warning, error, critical. Env PLEX_LIVETV_AUTHZ_LOG_LEVEL. Default info.")
+    @Option(
+        help: "trace, debug, info, notice, warning, error, critical. Env PLEX_LIVETV_AUTHZ_LOG_LEVEL. Default info.")
     var logLevel: String?
 
     func run() async throws {
@@ -147,16 +178,21 @@ struct Runner {
             restored = file.load(policy: config.abuse, now: clock.now(), logger: logger)
             if !restored.isEmpty { logger.notice("restored \(restored.count) abuse record(s) from \(path)") }
         }
-        let state = InMemoryGuardState(blocker: AbuseBlocker(policy: config.abuse, restoring: restored, now: clock.now())) {
+        let state = InMemoryGuardState(
+            blocker: AbuseBlocker(policy: config.abuse, restoring: restored, now: clock.now())
+        ) {
             writerBox.markDirty()
         }
         if let path = config.abuseStateFile {
-            let stateWriter = AbuseStateWriter(file: AbuseStateFile(path: path), logger: logger) { state.snapshot(at: clock.now()) }
+            let stateWriter = AbuseStateWriter(file: AbuseStateFile(path: path), logger: logger) {
+                state.snapshot(at: clock.now())
+            }
             writerBox.set(stateWriter)
             writer = stateWriter
         }
         let validator = TokenValidator(
-            client: HTTPPMSClient(baseURL: config.pmsURL, timeout: config.validationTimeout, client: http), clock: clock,
+            client: HTTPPMSClient(baseURL: config.pmsURL, timeout: config.validationTimeout, client: http),
+            clock: clock,
             ttl: config.cacheTTL, capacity: config.cacheSize)
         let audit = AuditLog(logger: logger, since: clock.now())
         let owner = OwnerTokenHolder(config.ownerToken)
@@ -169,7 +205,8 @@ struct Runner {
             validator: validator, state: state, audit: audit, clock: clock, metrics: metrics)
         let readiness = Readiness(interval: config.readinessInterval, clock: clock)
         let decisions = DecisionService(
-            guard: guardian, frontendKey: config.frontendKey.flatMap(FrontendKey.init), metrics: metrics, registry: registry,
+            guard: guardian, frontendKey: config.frontendKey.flatMap(FrontendKey.init), metrics: metrics,
+            registry: registry,
             readiness: readiness, logger: logger)
         var settings = ServerSettings(listeners: config.listeners)
         settings.socketMode = config.socketMode
@@ -218,7 +255,8 @@ struct Runner {
         services.append(contentsOf: grpcServers as [any Service])
         services.append(server)  // last in, first out: listeners drain before the state is flushed
         logger.notice(
-            "plex-livetv-authz starting: mode \(config.mode.rawValue), PMS \(config.pmsURL), owner token \(owner.current.fingerprint)")
+            "plex-livetv-authz starting: mode \(config.mode.rawValue), PMS \(config.pmsURL), owner token \(owner.current.fingerprint)"
+        )
         let group = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         let result = await Result(catching: { try await group.run() })

@@ -95,8 +95,13 @@ let surfaceCases: [Case] = [
     Case("POST", "/media/subscriptions?hints%5Bguid%5D=\(imdbGuid)&type=1&\(tok)", .none),
     Case("POST", "/media/subscriptions?type=1&\(tok)", .none),
     Case("POST", "/media/subscriptions?hints%5Bguid%5D=\(liveGuid)&hints%5BratingKey%5D=5123&\(tok)", .none),
-    Case("POST", "/media/subscriptions?hints%5Bguid%5D=\(liveGuid)&hints%5BratingKey%5D=\(liveGuid)&\(tok)", .subscriptionsWrite),
-    Case("POST", "/media/subscriptions?hints%5Bguid%5D=\(liveGuid)&hints%5Btitle%5D=Movie&params%5BmediaProviderID%5D=135&\(tok)", .subscriptionsWrite),
+    Case(
+        "POST", "/media/subscriptions?hints%5Bguid%5D=\(liveGuid)&hints%5BratingKey%5D=\(liveGuid)&\(tok)",
+        .subscriptionsWrite),
+    Case(
+        "POST",
+        "/media/subscriptions?hints%5Bguid%5D=\(liveGuid)&hints%5Btitle%5D=Movie&params%5BmediaProviderID%5D=135&\(tok)",
+        .subscriptionsWrite),
     Case("PUT", "/media/subscriptions/5?prefs%5BminVideoQuality%5D=0&guid=\(liveGuid)&\(tok)", .subscriptionsWrite),
     Case("PUT", "/media/subscriptions/5?prefs%5BminVideoQuality%5D=0&\(tok)", .none),
     Case("PATCH", "/media/subscriptions/5?uri=\(serverLive)&\(tok)", .subscriptionsWrite),
@@ -105,16 +110,27 @@ let surfaceCases: [Case] = [
     Case("POST", "/media/subscriptions?\(tok)", .subscriptionsWrite, body: form("hints%5Bguid%5D=\(liveGuid)&type=1")),
     Case("POST", "/media/subscriptions?\(tok)", .none, body: form("hints%5Bguid%5D=\(imdbGuid)&type=1")),
     Case("POST", "/media/subscriptions?hints%5Bguid%5D=\(liveGuid)&\(tok)", .none, body: form("guid=\(imdbGuid)")),
-    Case("POST", "/media/subscriptions?\(tok)", .subscriptionsWrite, body: json(#"{"guid":"tv.plex.xmltv://movie/x","type":1}"#)),
-    Case("POST", "/media/subscriptions?\(tok)", .none, body: json(#"{"guid":"com.plexapp.agents.imdb://tt1","type":1}"#)),
+    Case(
+        "POST", "/media/subscriptions?\(tok)", .subscriptionsWrite,
+        body: json(#"{"guid":"tv.plex.xmltv://movie/x","type":1}"#)),
+    Case(
+        "POST", "/media/subscriptions?\(tok)", .none, body: json(#"{"guid":"com.plexapp.agents.imdb://tt1","type":1}"#)),
     Case("POST", "/media/subscriptions?\(tok)", .none, body: json(#"{"guid":5}"#)),
     Case("POST", "/media/subscriptions?\(tok)", .none, body: json(#"{"guid":["tv.plex.xmltv://movie/x"]}"#)),
     Case("POST", "/media/subscriptions?\(tok)", .none, body: json(#"{"guid":"tv.plex.xmltv://movie/x""#)),
-    Case("POST", "/media/subscriptions?\(tok)", .subscriptionsWrite, body: json(#"{"guid":"tv.plex.xmltv://movie/x","hints":{"guid":"com.plexapp.agents.imdb://tt1"}}"#)),
+    Case(
+        "POST", "/media/subscriptions?\(tok)", .subscriptionsWrite,
+        body: json(#"{"guid":"tv.plex.xmltv://movie/x","hints":{"guid":"com.plexapp.agents.imdb://tt1"}}"#)),
     Case("POST", "/media/subscriptions?hints%5Bguid%5D=\(liveGuid)&\(tok)", .bodyUnseen, body: .unseen),
-    Case("POST", "/media/subscriptions?hints%5Bguid%5D=\(liveGuid)&\(tok)", .bodyUnseen, body: .seen(bytes: Array(repeating: 0x61, count: 64 * 1024 + 1), contentType: "text/plain")),
-    Case("POST", "/media/subscriptions?hints%5Bguid%5D=\(liveGuid)&\(tok)", .subscriptionsWrite, body: .seen(bytes: Array("a".utf8), contentType: "text/plain")),
-    Case("POST", "/media/subscriptions?\(tok)", .none, body: .seen(bytes: Array("guid=\(liveGuid)".utf8), contentType: "text/plain")),
+    Case(
+        "POST", "/media/subscriptions?hints%5Bguid%5D=\(liveGuid)&\(tok)", .bodyUnseen,
+        body: .seen(bytes: Array(repeating: 0x61, count: 64 * 1024 + 1), contentType: "text/plain")),
+    Case(
+        "POST", "/media/subscriptions?hints%5Bguid%5D=\(liveGuid)&\(tok)", .subscriptionsWrite,
+        body: .seen(bytes: Array("a".utf8), contentType: "text/plain")),
+    Case(
+        "POST", "/media/subscriptions?\(tok)", .none,
+        body: .seen(bytes: Array("guid=\(liveGuid)".utf8), contentType: "text/plain")),
     Case("POST", "/media/subscriptions?hints%5Bguid%5D=\(liveGuid)", .noToken),
     Case("POST", "/media/subscriptions?type=1", .none),
     Case("POST", "/media/subscriptions?hints%5Bguid%5D=\(liveGuid)&\(tok)", .none, mode: .discoveryOnly),
@@ -131,7 +147,9 @@ let surfaceCases: [Case] = [
     Case("GET", "/media/subscriptions/809?X-Plex-Session-Id=7d1e&\(tok)", .subscriptionsRead),
     Case("POST", "/media/subscriptions/809?X-Plex-Session-Id=7d1e&\(tok)", .none),
     Case("DELETE", "/media/subscriptions/809?X-Plex-Session-Id=7d1e&\(tok)", .bodyUnseen, body: .unseen),
-    Case("DELETE", "/media/subscriptions/809?X-Plex-Session-Id=7d1e&hints%5Bguid%5D=\(liveGuid)&\(tok)", .subscriptionsWrite),
+    Case(
+        "DELETE", "/media/subscriptions/809?X-Plex-Session-Id=7d1e&hints%5Bguid%5D=\(liveGuid)&\(tok)",
+        .subscriptionsWrite),
     // transcode
     Case("GET", "/video/:/transcode/universal/decision?hasMDE=1&path=\(liveSession)&\(tok)", .transcode),
     Case("GET", "/video/:/transcode/universal/decision?hasMDE=1&path=\(libraryItem)&\(tok)", .none),
@@ -143,10 +161,17 @@ let surfaceCases: [Case] = [
     Case("GET", "/video/:/transcode/universal/decision?path=%2Flivetv%2F..%2Flibrary%2Fsections&\(tok)", .none),
     Case("GET", "/video/:/transcode/universal/decision?path=%2Flivetv%2Fsessions%2F%252e%252e%2Flibrary&\(tok)", .none),
     Case("GET", "/video/:/transcode/universal/decision?path=/livetv/sessions/a%2F..%2F..%2Flibrary&\(tok)", .none),
-    Case("GET", "/video/:/transcode/universal/decision?path=http%3A%2F%2F127.0.0.1%3A32400%2Flivetv%2Fsessions%2Fabc&\(tok)", .transcode),
-    Case("GET", "/video/:/transcode/universal/decision?path=http%3A%2F%2Fevil.example%2Flivetv%2Fsessions%2Fabc&\(tok)", .none),
+    Case(
+        "GET",
+        "/video/:/transcode/universal/decision?path=http%3A%2F%2F127.0.0.1%3A32400%2Flivetv%2Fsessions%2Fabc&\(tok)",
+        .transcode),
+    Case(
+        "GET", "/video/:/transcode/universal/decision?path=http%3A%2F%2Fevil.example%2Flivetv%2Fsessions%2Fabc&\(tok)",
+        .none),
     Case("GET", "/video/:/transcode/universal/decision?path=\(serverLive)&\(tok)", .transcode),
-    Case("GET", "/video/:/transcode/universal/decision?path=server%3A%2F%2Fotherid%2Flivetv%2Fsessions%2Fc1&\(tok)", .none),
+    Case(
+        "GET", "/video/:/transcode/universal/decision?path=server%3A%2F%2Fotherid%2Flivetv%2Fsessions%2Fc1&\(tok)",
+        .none),
     Case("POST", "/video/:/transcode/universal/decision?path=\(liveSession)&\(tok)", .none),
     Case("GET", "/video/:/transcodeX/universal/decision?path=\(liveSession)&\(tok)", .none),
     Case("GET", "/video/:/transcode/universal/session/wtc6/0/1.m4s?\(tok)", .none),
@@ -269,7 +294,9 @@ let tokenCases: [Case] = [
     Case("GET", "/livetv/dvrs", .livetv, headers: [("x-plex-token", "  \(userToken)  ")]),
     Case("GET", "/livetv/dvrs", .noToken, headers: [("X-Plex-Token", "   ")]),
     Case("GET", "/livetv/dvrs", .noToken, headers: [("X-Plex-Token", userToken), ("Connection", "X-Plex-Token")]),
-    Case("GET", "/livetv/dvrs", .noToken, headers: [("Connection", "keep-alive, x-plex-token"), ("X-Plex-Token", userToken)]),
+    Case(
+        "GET", "/livetv/dvrs", .noToken,
+        headers: [("Connection", "keep-alive, x-plex-token"), ("X-Plex-Token", userToken)]),
     Case("GET", "/livetv/dvrs", .livetv, headers: [("Connection", "Upgrade"), ("X-Plex-Token", userToken)]),
     Case("GET", "/livetv/dvrs?\(tok)", .livetv, headers: [("Connection", "X-Plex-Token"), ("X-Plex-Token", "other")]),
     Case("GET", "/livetv/dvrs?X-Plex-Token=\(String(repeating: "a", count: 4096))", .livetv),
@@ -291,7 +318,9 @@ struct ClassifierTableTests {
         let all = surfaceCases + unsafeCases + tokenCases
         #expect(all.count >= 150)
         let covered = Set(all.map(\.expected))
-        #expect(covered == Set(ElevationRule.allCases), "rules without a case: \(Set(ElevationRule.allCases).subtracting(covered))")
+        #expect(
+            covered == Set(ElevationRule.allCases),
+            "rules without a case: \(Set(ElevationRule.allCases).subtracting(covered))")
         // Every surface has a positive and at least one negative case on the same path.
         for surface in ElevationRule.surfaces {
             let positives = all.filter { $0.expected == surface }.map { RequestTarget($0.target).path }
@@ -302,7 +331,8 @@ struct ClassifierTableTests {
 
     private func check(_ row: Case) {
         let decision = decide(row.request, mode: row.mode)
-        #expect(decision.rule == row.expected, "\(row.testDescription): got \(decision.rule.rawValue) (\(decision.reason))")
+        #expect(
+            decision.rule == row.expected, "\(row.testDescription): got \(decision.rule.rawValue) (\(decision.reason))")
         #expect(decision.elevate == row.expectElevate)
         if decision.elevate {
             #expect(decision.upstreamToken == ownerToken)

@@ -4,7 +4,8 @@ import Testing
 private func request(
     peer: PeerFacts, headers: [(String, String)] = []
 ) -> AuthzRequest {
-    AuthzRequest(method: "GET", target: "/livetv/dvrs", headers: headers.map { HTTPField(name: $0.0, value: $0.1) }, peer: peer)
+    AuthzRequest(
+        method: "GET", target: "/livetv/dvrs", headers: headers.map { HTTPField(name: $0.0, value: $0.1) }, peer: peer)
 }
 
 private let trusted = PeerFacts(trustedFrontend: true, connectionAddress: nil)
@@ -40,7 +41,8 @@ struct SourceIdentityTests {
         #expect(source.fingerprint == fp("198.51.100.1"))
         #expect(source.cfConnectingIP)
         let twoLocalHops = SourceIdentity.resolve(
-            request(peer: trusted, headers: [("X-Forwarded-For", "::1, 127.0.0.1"), ("CF-Connecting-IP", "198.51.100.1")]))
+            request(
+                peer: trusted, headers: [("X-Forwarded-For", "::1, 127.0.0.1"), ("CF-Connecting-IP", "198.51.100.1")]))
         #expect(twoLocalHops.fingerprint == fp("198.51.100.1"))
     }
 
@@ -55,7 +57,9 @@ struct SourceIdentityTests {
 
     @Test func behindALocalHopTheRightmostNonLoopbackEntryWinsNeverTheLeftmost() {
         let source = SourceIdentity.resolve(
-            request(peer: trusted, headers: [("X-Forwarded-For", "6.6.6.6, 203.0.113.9"), ("X-Forwarded-For", "127.0.0.1")]))
+            request(
+                peer: trusted, headers: [("X-Forwarded-For", "6.6.6.6, 203.0.113.9"), ("X-Forwarded-For", "127.0.0.1")])
+        )
         #expect(source.fingerprint == fp("203.0.113.9"))
         #expect(source.forwardedForCount == 3)
     }
@@ -69,7 +73,8 @@ struct SourceIdentityTests {
     @Test func envoyReportedAddressIsTheDirectPeer() {
         let envoy = PeerFacts(trustedFrontend: true, reportedClientAddress: "203.0.113.9")
         #expect(SourceIdentity.resolve(request(peer: envoy)).fingerprint == fp("203.0.113.9"))
-        let appended = SourceIdentity.resolve(request(peer: envoy, headers: [("X-Forwarded-For", "6.6.6.6, 203.0.113.9")]))
+        let appended = SourceIdentity.resolve(
+            request(peer: envoy, headers: [("X-Forwarded-For", "6.6.6.6, 203.0.113.9")]))
         #expect(appended.fingerprint == fp("203.0.113.9"))
         let local = PeerFacts(trustedFrontend: true, reportedClientAddress: "127.0.0.1")
         let viaTunnel = SourceIdentity.resolve(request(peer: local, headers: [("CF-Connecting-IP", "198.51.100.1")]))
@@ -77,8 +82,11 @@ struct SourceIdentityTests {
     }
 
     @Test func oneClientOneFingerprintHoweverItIsWritten() {
-        let forms = ["203.0.113.9", " 203.0.113.9 ", "203.0.113.9:51234", "::ffff:203.0.113.9", "[::ffff:203.0.113.9]:80"]
-        let prints = Set(forms.map { SourceIdentity(address: $0, forwardedForCount: 0, cfConnectingIP: false).fingerprint })
+        let forms = [
+            "203.0.113.9", " 203.0.113.9 ", "203.0.113.9:51234", "::ffff:203.0.113.9", "[::ffff:203.0.113.9]:80",
+        ]
+        let prints = Set(
+            forms.map { SourceIdentity(address: $0, forwardedForCount: 0, cfConnectingIP: false).fingerprint })
         #expect(prints.count == 1)
         #expect(SourceIdentity(address: "[::1]:8080", forwardedForCount: 0, cfConnectingIP: false).isLoopback)
         #expect(SourceIdentity(address: "127.8.9.10", forwardedForCount: 0, cfConnectingIP: false).isLoopback)
@@ -117,7 +125,9 @@ struct AbuseBlockerTests {
         // Exactly one window after the first failure, a new window starts: no block.
         #expect(blocker.recordFailure(source: "s", at: start + .seconds(300)) == .counted(failures: 1))
         for i in 1..<4 { _ = blocker.recordFailure(source: "s", at: start + .seconds(300 + i)) }
-        #expect(blocker.recordFailure(source: "s", at: start + .seconds(599)) == .blocked(failures: 5, until: start + .seconds(599 + 1800)))
+        #expect(
+            blocker.recordFailure(source: "s", at: start + .seconds(599))
+                == .blocked(failures: 5, until: start + .seconds(599 + 1800)))
     }
 
     @Test func afterABlockEndsCountingStartsAfresh() {
@@ -201,7 +211,9 @@ struct AuditEventTests {
             surface: .livetvTune, rule: .livetvTune, source: source, tokenFingerprint: Fingerprint.missing,
             reason: "5 failures", block: (5, .seconds(300), .seconds(1800)))
         #expect(event.line.contains(" stream=true "))
-        #expect(event.line.contains(" token_fp=missing rule=livetv-tune failures=5 window=5m0s blocked_for=30m0s reason=\"5 failures\""))
+        #expect(
+            event.line.contains(
+                " token_fp=missing rule=livetv-tune failures=5 window=5m0s blocked_for=30m0s reason=\"5 failures\""))
     }
 
     @Test(arguments: [
@@ -210,7 +222,8 @@ struct AuditEventTests {
     ])
     func pathsCannotSplitOrForgeALine(_ path: String) {
         let event = AuditEvent(
-            outcome: .denyMissingToken, method: "GET\r\nX", target: RequestTarget(path + "?X-Plex-Token=t"), surface: .livetv,
+            outcome: .denyMissingToken, method: "GET\r\nX", target: RequestTarget(path + "?X-Plex-Token=t"),
+            surface: .livetv,
             rule: .noToken, source: source, tokenFingerprint: Fingerprint.missing, reason: "a \"quoted\"\nreason")
         let line = event.line
         #expect(!line.contains("\n") && !line.contains("\r") && !line.contains("\u{1b}"))

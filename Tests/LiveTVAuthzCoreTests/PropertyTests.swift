@@ -24,7 +24,8 @@ struct RequestGenerator {
         "/identity", "/library/sections", "/photo/:/transcode", "livetv/dvrs", "*", "",
     ]
     static let suffixes = [
-        "", "", "", "", "", "", "", "", "", "", "", "", "/x", "/x", "/..", "/.", "/%2e%2e", "/%252e%252E", "//", "/a%2fb", "/%00", "/%zz", "\\", "/a b", "/é",
+        "", "", "", "", "", "", "", "", "", "", "", "", "/x", "/x", "/..", "/.", "/%2e%2e", "/%252e%252E", "//",
+        "/a%2fb", "/%00", "/%zz", "\\", "/a b", "/é",
         "/%25252F", "/..;", "/a%5C",
     ]
     static let names = [
@@ -32,7 +33,8 @@ struct RequestGenerator {
         "URI", "key", "guid", "hints%5Bguid%5D", "hints[ratingKey]", "hints%5Btitle%5D", "X-Plex-Session-Id", "type",
     ]
     static let values = [
-        "user0000", "", "%20", "%2Flivetv%2Fsessions%2Fa", "%2Flibrary%2Fmetadata%2F1", "tv.plex.xmltv%3A%2F%2Fmovie%2Fx",
+        "user0000", "", "%20", "%2Flivetv%2Fsessions%2Fa", "%2Flibrary%2Fmetadata%2F1",
+        "tv.plex.xmltv%3A%2F%2Fmovie%2Fx",
         "server%3A%2F%2Fm%2Fcom.plexapp.plugins.library%2Flivetv%2Fx", "%252Flivetv%252F..%252Fx",
         "http%3A%2F%2Fevil%2Flivetv%2Fx", "a%0d%0ab", "/library/metadata/9?x=/livetv/", "%2Flivetv%2F%2e%2e%2Flibrary",
         "com.plexapp.agents.imdb%3A%2F%2Ftt1", "%zz",
@@ -64,7 +66,8 @@ struct RequestGenerator {
             }
             target += "?" + params.joined(separator: rng.next() % 9 == 0 ? "&&" : "&")
         }
-        return AuthzRequest(method: pick(Self.methods), target: target, headers: pick(Self.headerOptions), body: pick(Self.bodies))
+        return AuthzRequest(
+            method: pick(Self.methods), target: target, headers: pick(Self.headerOptions), body: pick(Self.bodies))
     }
 }
 
@@ -95,7 +98,9 @@ struct PropertyTests {
                 let upstream = RequestTarget(decision.upstreamTarget)
                 for component in upstream.query.components
                 where upstream.query.rawName(component).elementsEqual("X-Plex-Token".utf8) {
-                    #expect(String(decoding: upstream.query.rawValue(component), as: UTF8.self) == RequestGenerator.owner.value)
+                    #expect(
+                        String(decoding: upstream.query.rawValue(component), as: UTF8.self)
+                            == RequestGenerator.owner.value)
                 }
                 #expect(Self.withoutTokenValues(decision.upstreamTarget) == Self.withoutTokenValues(request.target))
             } else {

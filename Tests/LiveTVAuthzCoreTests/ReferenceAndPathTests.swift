@@ -115,7 +115,9 @@ struct LiveTVReferenceTests {
         #expect(!matcher.isReference("/livetv/%zz%2Flivetv%2Fx".utf8))
         // Four rounds: a value encoded five times (plus the query's form step) is not looked at.
         var value = "/livetv/x"
-        for _ in 0..<4 { value = value.replacingOccurrences(of: "%", with: "%25").replacingOccurrences(of: "/", with: "%2F") }
+        for _ in 0..<4 {
+            value = value.replacingOccurrences(of: "%", with: "%25").replacingOccurrences(of: "/", with: "%2F")
+        }
         #expect(matcher.isReference(value.utf8))
         value = value.replacingOccurrences(of: "%", with: "%25")
         #expect(!matcher.isReference(value.utf8))

@@ -1,5 +1,5 @@
-import Testing
 import LiveTVAuthzCore
+import Testing
 
 let userToken = "user0000000000000000"
 let ownerValue = "ownr0000000000000000"

@@ -63,14 +63,16 @@ struct TokenRewriteTests {
 
     @Test func notValidatedMeansNotElevated() {
         let request = AuthzRequest(method: "GET", target: "/livetv/dvrs?\(tok)")
-        let d = AuthzDecision.make(classifier().classify(request), tokenValid: false, ownerToken: ownerToken, outcome: nil)
+        let d = AuthzDecision.make(
+            classifier().classify(request), tokenValid: false, ownerToken: ownerToken, outcome: nil)
         #expect(!d.elevate)
         #expect(d.upstreamTarget == "/livetv/dvrs?\(tok)")
         #expect(d.upstreamToken?.value == userToken)
     }
 
     @Test func hopByHopHeaderTokenIsNeitherUsedNorForwarded() {
-        let d = decision("/library/sections", headers: [("X-Plex-Token", userToken), ("Connection", "close, X-Plex-Token")])
+        let d = decision(
+            "/library/sections", headers: [("X-Plex-Token", userToken), ("Connection", "close, X-Plex-Token")])
         #expect(d.classification.token.hopByHopHeaderToken)
         #expect(d.upstreamToken == nil)
     }
@@ -108,7 +110,8 @@ struct BodyTests {
 
     @Test func jsonEscapesAreDecodedBeforeJudging() {
         let escaped = #"{"\u0075ri":"\/livetv\/sessions\/abc"}"#
-        #expect(decide(AuthzRequest(method: "POST", target: "/playQueues?\(tok)", body: json(escaped))).rule == .playQueue)
+        #expect(
+            decide(AuthzRequest(method: "POST", target: "/playQueues?\(tok)", body: json(escaped))).rule == .playQueue)
         let smuggled = #"{"uri":"/livetv/sessions/abc","URI":"/library/metadata/1"}"#
         #expect(decide(AuthzRequest(method: "POST", target: "/playQueues?\(tok)", body: json(smuggled))).rule == .none)
     }

@@ -36,8 +36,14 @@ struct EnvoyGRPCAdapterTests {
     @Test func headerMapKeepsRepeatedHeadersInOrder() throws {
         var check = checkRequest(path: "/")
         check.attributes.request.http.headerMap.headers = [
-            .with { $0.key = "referer"; $0.rawValue = Data("https://app.plex.tv/".utf8) },
-            .with { $0.key = "referer"; $0.value = "https://x/livetv/" },
+            .with {
+                $0.key = "referer"
+                $0.rawValue = Data("https://app.plex.tv/".utf8)
+            },
+            .with {
+                $0.key = "referer"
+                $0.value = "https://x/livetv/"
+            },
         ]
         let request = try EnvoyGRPCAdapter.request(check)
         #expect(request.headers.map(\.value) == ["https://app.plex.tv/", "https://x/livetv/"])
@@ -52,8 +58,11 @@ struct EnvoyGRPCAdapterTests {
         (Data(), "", Int64(-1), [], "none"),
         (Data(), "", Int64(0), [], "none"),
     ])
-    func bodyPresence(_ raw: Data, _ text: String, _ size: Int64, _ headers: [(String, String)], _ expected: String) throws {
-        var check = checkRequest(method: "POST", path: "/playQueues", headers: Dictionary(uniqueKeysWithValues: headers))
+    func bodyPresence(_ raw: Data, _ text: String, _ size: Int64, _ headers: [(String, String)], _ expected: String)
+        throws
+    {
+        var check = checkRequest(
+            method: "POST", path: "/playQueues", headers: Dictionary(uniqueKeysWithValues: headers))
         check.attributes.request.http.rawBody = raw
         check.attributes.request.http.body = text
         check.attributes.request.http.size = size
@@ -65,8 +74,12 @@ struct EnvoyGRPCAdapterTests {
     }
 
     @Test func malformedRequestsAreRefused() {
-        #expect(throws: EnvoyGRPCAdapter.Malformed.self) { try EnvoyGRPCAdapter.request(Envoy_Service_Auth_V3_CheckRequest()) }
-        #expect(throws: EnvoyGRPCAdapter.Malformed.self) { try EnvoyGRPCAdapter.request(checkRequest(method: "", path: "/")) }
+        #expect(throws: EnvoyGRPCAdapter.Malformed.self) {
+            try EnvoyGRPCAdapter.request(Envoy_Service_Auth_V3_CheckRequest())
+        }
+        #expect(throws: EnvoyGRPCAdapter.Malformed.self) {
+            try EnvoyGRPCAdapter.request(checkRequest(method: "", path: "/"))
+        }
         #expect(throws: EnvoyGRPCAdapter.Malformed.self) { try EnvoyGRPCAdapter.request(checkRequest(path: "")) }
     }
 
@@ -89,7 +102,8 @@ struct GRPCServiceTests {
         let guardian = Guard(
             classifier: LiveTVClassifier(), owner: OwnerTokenHolder(PlexToken(ownerToken)!), policy: policy,
             validator: TokenValidator(
-                client: HTTPPMSClient(baseURL: PMSURL("http://127.0.0.1:\(fake.port)")!, timeout: .seconds(2), client: http),
+                client: HTTPPMSClient(
+                    baseURL: PMSURL("http://127.0.0.1:\(fake.port)")!, timeout: .seconds(2), client: http),
                 clock: clock),
             state: InMemoryGuardState(blocker: AbuseBlocker(policy: policy)),
             audit: AuditLog(logger: logger, since: clock.now()), clock: clock)
@@ -98,7 +112,8 @@ struct GRPCServiceTests {
             guard: guardian, isUnixSocket: false, frontendKey: { $0 == key }, allowedFrontends: [], metrics: .none,
             logger: logger)
         let server = GRPCAuthzServer(
-            address: .tcp(host: "127.0.0.1", port: 0), service: service, socketMode: 0o660, socketGroup: nil, logger: logger)
+            address: .tcp(host: "127.0.0.1", port: 0), service: service, socketMode: 0o660, socketGroup: nil,
+            logger: logger)
         let group = ServiceGroup(configuration: .init(services: [server], logger: logger))
         let running = Task { try await group.run() }
         await server.waitUntilListening()
@@ -111,13 +126,20 @@ struct GRPCServiceTests {
             var metadata = Metadata()
             metadata.addString(key, forKey: "x-plexauthz-key")
 
-            let elevated = try await authz.check(checkRequest(path: "/livetv/dvrs?X-Plex-Token=\(userToken)"), metadata: metadata)
+            let elevated = try await authz.check(
+                checkRequest(path: "/livetv/dvrs?X-Plex-Token=\(userToken)"), metadata: metadata)
             #expect(elevated.status.code == 0)
             #expect(elevated.okResponse.headers.map(\.header.value) == [ownerToken])
-            #expect(elevated.okResponse.headers.first?.hasAppend == true && elevated.okResponse.headers.first?.append.value == false)
-            #expect(elevated.okResponse.queryParametersToSet.map { "\($0.key)=\($0.value)" } == ["X-Plex-Token=\(ownerToken)"])
+            #expect(
+                elevated.okResponse.headers.first?.hasAppend == true
+                    && elevated.okResponse.headers.first?.append.value == false)
+            #expect(
+                elevated.okResponse.queryParametersToSet.map { "\($0.key)=\($0.value)" } == [
+                    "X-Plex-Token=\(ownerToken)"
+                ])
 
-            let preserved = try await authz.check(checkRequest(path: "/library/sections?X-Plex-Token=\(userToken)"), metadata: metadata)
+            let preserved = try await authz.check(
+                checkRequest(path: "/library/sections?X-Plex-Token=\(userToken)"), metadata: metadata)
             #expect(preserved.okResponse.headers.map(\.header.value) == [userToken])
             #expect(preserved.okResponse.queryParametersToSet.isEmpty)
 
@@ -126,8 +148,12 @@ struct GRPCServiceTests {
             let noKeyBytes: [UInt8] = try noKey.serializedBytes()
             #expect(!noKeyBytes.contains(Array(ownerToken.utf8)))
 
-            for _ in 0..<2 { _ = try await authz.check(checkRequest(path: "/livetv/dvrs", source: "203.0.113.77"), metadata: metadata) }
-            let blocked = try await authz.check(checkRequest(path: "/livetv/dvrs", source: "203.0.113.77"), metadata: metadata)
+            for _ in 0..<2 {
+                _ = try await authz.check(
+                    checkRequest(path: "/livetv/dvrs", source: "203.0.113.77"), metadata: metadata)
+            }
+            let blocked = try await authz.check(
+                checkRequest(path: "/livetv/dvrs", source: "203.0.113.77"), metadata: metadata)
             #expect(blocked.status.code == 7)
             #expect(blocked.deniedResponse.status.code == .forbidden)
 

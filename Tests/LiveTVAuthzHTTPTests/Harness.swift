@@ -66,7 +66,8 @@ final class ChildProcess: @unchecked Sendable {
 
 /// A free loopback TCP port (bound then released; the tiny race is acceptable on loopback).
 func freePort() throws -> Int {
-    let channel = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).wait()
+    let channel = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0)
+        .wait()
     let port = channel.localAddress!.port!
     try channel.close().wait()
     return port
@@ -95,7 +96,10 @@ func rawExchange(port: Int, _ bytes: [UInt8], readFor: Duration = .milliseconds(
         .connect(host: "127.0.0.1", port: port).get()
     // The peer may close first (a refused connection): then nothing is read, which the caller checks.
     try? await channel.writeAndFlush(ByteBuffer(bytes: bytes))
-    let timeout = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(readFor.components.seconds) * 1_000_000_000 + readFor.components.attoseconds / 1_000_000_000)) {
+    let timeout = channel.eventLoop.scheduleTask(
+        in: .nanoseconds(
+            Int64(readFor.components.seconds) * 1_000_000_000 + readFor.components.attoseconds / 1_000_000_000)
+    ) {
         closed.succeed(())
     }
     try? await closed.futureResult.get()
@@ -149,7 +153,8 @@ final class Stack: @unchecked Sendable {
     var pms: FakePMS { fake.pms }
 
     private init(
-        directory: URL, fake: FakePMSServer, service: ChildProcess, nginx: ChildProcess, nginxPort: Int, serviceTCPPort: Int
+        directory: URL, fake: FakePMSServer, service: ChildProcess, nginx: ChildProcess, nginxPort: Int,
+        serviceTCPPort: Int
     ) {
         self.directory = directory
         self.fake = fake
@@ -159,11 +164,13 @@ final class Stack: @unchecked Sendable {
         self.serviceTCPPort = serviceTCPPort
         self.client = HTTPClient(
             eventLoopGroupProvider: .singleton,
-            configuration: HTTPClient.Configuration(redirectConfiguration: .disallow, timeout: .init(connect: .seconds(2), read: .seconds(10))))
+            configuration: HTTPClient.Configuration(
+                redirectConfiguration: .disallow, timeout: .init(connect: .seconds(2), read: .seconds(10))))
     }
 
     static func start(extraServiceArguments: [String] = []) async throws -> Stack {
-        let directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("plexauthz-e2e-\(UUID().uuidString.prefix(8))")
+        let directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent(
+            "plexauthz-e2e-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let fake = try await FakePMSServer.start(pms: FakePMS())
         let ownerFile = directory.appendingPathComponent("owner-token")
@@ -179,14 +186,17 @@ final class Stack: @unchecked Sendable {
             [
                 "serve", "--listen", "unix:\(socket)", "--listen", "127.0.0.1:\(serviceTCPPort)",
                 "--owner-token-file", ownerFile.path, "--frontend-key-file", keyFile.path,
-                "--pms-url", "http://127.0.0.1:\(fake.port)", "--abuse-state-file", directory.appendingPathComponent("state/blocks.json").path,
+                "--pms-url", "http://127.0.0.1:\(fake.port)", "--abuse-state-file",
+                directory.appendingPathComponent("state/blocks.json").path,
             ] + extraServiceArguments,
             output: directory.appendingPathComponent("service.log"))
         try await eventually("the service socket") { FileManager.default.fileExists(atPath: socket) }
 
         let nginxPort = try freePort()
         let nginx = try startNginx(directory: directory, port: nginxPort, pmsPort: fake.port, socket: socket)
-        let stack = Stack(directory: directory, fake: fake, service: service, nginx: nginx, nginxPort: nginxPort, serviceTCPPort: serviceTCPPort)
+        let stack = Stack(
+            directory: directory, fake: fake, service: service, nginx: nginx, nginxPort: nginxPort,
+            serviceTCPPort: serviceTCPPort)
         try await eventually("nginx on port \(nginxPort)") {
             ((try? await stack.get("/identity")) ?? nil)?.status == 200
         }
@@ -205,7 +215,9 @@ final class Stack: @unchecked Sendable {
             ("server unix:/run/plex-livetv-authz/authz.sock;", "server unix:\(socket);"),
             ("/etc/nginx/snippets/plexauthz-proxy.conf", snippet.path),
         ] {
-            guard site.contains(literal) else { throw HarnessError("frontends/nginx/plex-livetv.conf no longer contains \(literal)") }
+            guard site.contains(literal) else {
+                throw HarnessError("frontends/nginx/plex-livetv.conf no longer contains \(literal)")
+            }
             site = site.replacingOccurrences(of: literal, with: replacement)
         }
         try site.write(to: directory.appendingPathComponent("plex-livetv.conf"), atomically: true, encoding: .utf8)
@@ -240,7 +252,9 @@ final class Stack: @unchecked Sendable {
     }
 
     /// A request through nginx, as a Plex client sends it.
-    func get(_ target: String, method: HTTPMethod = .GET, headers: [(String, String)] = [], body: String? = nil) async throws -> ClientResponse {
+    func get(_ target: String, method: HTTPMethod = .GET, headers: [(String, String)] = [], body: String? = nil)
+        async throws -> ClientResponse
+    {
         var request = HTTPClientRequest(url: "http://127.0.0.1:\(nginxPort)\(target)")
         request.method = method
         for (name, value) in headers { request.headers.add(name: name, value: value) }
@@ -248,7 +262,8 @@ final class Stack: @unchecked Sendable {
         let response = try await client.execute(request, timeout: .seconds(10))
         let bytes = try await response.body.collect(upTo: 4 << 20)
         return ClientResponse(
-            status: Int(response.status.code), headers: response.headers.map { ($0.name, $0.value) }, body: String(buffer: bytes))
+            status: Int(response.status.code), headers: response.headers.map { ($0.name, $0.value) },
+            body: String(buffer: bytes))
     }
 
     /// Every log line of every process.

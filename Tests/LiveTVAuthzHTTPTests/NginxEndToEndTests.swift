@@ -21,7 +21,8 @@ struct NginxEndToEndTests {
 
     @Test func sharedUserBorrowsTheOwnerTokenForLiveTVOnly() async throws {
         try await Stack.with { stack in
-            let live = try await stack.get("/livetv/dvrs?X-Plex-Token=\(userToken)", headers: [("X-Forwarded-For", "203.0.113.10")])
+            let live = try await stack.get(
+                "/livetv/dvrs?X-Plex-Token=\(userToken)", headers: [("X-Forwarded-For", "203.0.113.10")])
             #expect(live.status == 200)
             #expect(live.body.contains("<Dvr ") && live.body.contains(" key=\"135\""))
             let upstream = try #require(stack.pms.last(path: "/livetv/dvrs"))
@@ -36,16 +37,20 @@ struct NginxEndToEndTests {
             #expect(preserved.rawQuery == "X-Plex-Token=USER&x=%20a+b%2F")
 
             // A guide grid: elevated with its encoded query intact.
-            let grid = try await stack.get("/tv.plex.providers.epg.xmltv:135/grid?type=1%2C4&X-Plex-Token=\(userToken)&beginsAt%3C=1767236400")
+            let grid = try await stack.get(
+                "/tv.plex.providers.epg.xmltv:135/grid?type=1%2C4&X-Plex-Token=\(userToken)&beginsAt%3C=1767236400")
             #expect(grid.status == 200)
-            #expect(stack.pms.last(path: "/tv.plex.providers.epg.xmltv:135/grid")?.rawQuery == "type=1%2C4&X-Plex-Token=OWNER&beginsAt%3C=1767236400")
+            #expect(
+                stack.pms.last(path: "/tv.plex.providers.epg.xmltv:135/grid")?.rawQuery
+                    == "type=1%2C4&X-Plex-Token=OWNER&beginsAt%3C=1767236400")
             noOwnerLeak([live, library, grid], stack)
         }
     }
 
     @Test func headerOnlyAndQueryOnlyTokens() async throws {
         try await Stack.with { stack in
-            let header = try await stack.get("/media/providers", headers: [("X-Plex-Token", userToken), ("Accept", "application/json")])
+            let header = try await stack.get(
+                "/media/providers", headers: [("X-Plex-Token", userToken), ("Accept", "application/json")])
             #expect(header.status == 200)
             let upstream = try #require(stack.pms.last(path: "/media/providers"))
             #expect(upstream.headerTokens == ["OWNER"] && upstream.queryTokens.isEmpty)
@@ -63,11 +68,13 @@ struct NginxEndToEndTests {
 
     @Test func unrelatedFakeAndMissingTokensAreNeverElevated() async throws {
         try await Stack.with { stack in
-            let other = try await stack.get("/livetv/dvrs?X-Plex-Token=\(otherToken)", headers: [("X-Forwarded-For", "203.0.113.20")])
+            let other = try await stack.get(
+                "/livetv/dvrs?X-Plex-Token=\(otherToken)", headers: [("X-Forwarded-For", "203.0.113.20")])
             #expect(other.status == 401)
             #expect(stack.pms.last(path: "/livetv/dvrs")?.queryTokens == ["OTHER"])
             #expect(stack.pms.last(path: "/livetv/dvrs")?.headerTokens == ["OTHER"])
-            let fake = try await stack.get("/livetv/dvrs", headers: [("X-Plex-Token", "fakefakefakefake"), ("X-Forwarded-For", "203.0.113.21")])
+            let fake = try await stack.get(
+                "/livetv/dvrs", headers: [("X-Plex-Token", "fakefakefakefake"), ("X-Forwarded-For", "203.0.113.21")])
             #expect(fake.status == 401)
             #expect(stack.pms.last(path: "/livetv/dvrs")?.tokenClass == "UNKNOWN")
             let missing = try await stack.get("/livetv/dvrs", headers: [("X-Forwarded-For", "203.0.113.22")])
@@ -75,7 +82,10 @@ struct NginxEndToEndTests {
             #expect(stack.pms.last(path: "/livetv/dvrs")?.tokenClass == "NONE")
             // A hop-by-hop token header is neither used nor forwarded.
             let hop = try await stack.get(
-                "/livetv/dvrs", headers: [("X-Plex-Token", userToken), ("Connection", "X-Plex-Token"), ("X-Forwarded-For", "203.0.113.23")])
+                "/livetv/dvrs",
+                headers: [
+                    ("X-Plex-Token", userToken), ("Connection", "X-Plex-Token"), ("X-Forwarded-For", "203.0.113.23"),
+                ])
             #expect(hop.status == 401)
             #expect(stack.pms.last(path: "/livetv/dvrs")?.tokenClass == "NONE")
             // A smuggled carrier beside a valid token: not elevated.
@@ -100,7 +110,8 @@ struct NginxEndToEndTests {
             let blocked = try await stack.get("/livetv/dvrs", headers: [("X-Forwarded-For", "203.0.113.66")])
             #expect(blocked.status == 429)
             // The blocked source still passes with a valid token, and ordinary paths are untouched.
-            let valid = try await stack.get("/livetv/dvrs?X-Plex-Token=\(userToken)", headers: [("X-Forwarded-For", "203.0.113.66")])
+            let valid = try await stack.get(
+                "/livetv/dvrs?X-Plex-Token=\(userToken)", headers: [("X-Forwarded-For", "203.0.113.66")])
             #expect(valid.status == 200)
             let library = try await stack.get("/library/sections", headers: [("X-Forwarded-For", "203.0.113.66")])
             #expect(library.status == 401)
@@ -125,7 +136,8 @@ struct NginxEndToEndTests {
                 \r
 
                 """
-            let answer = String(decoding: try await rawExchange(port: stack.nginxPort, Array(request.utf8)), as: UTF8.self)
+            let answer = String(
+                decoding: try await rawExchange(port: stack.nginxPort, Array(request.utf8)), as: UTF8.self)
             #expect(answer.hasPrefix("HTTP/1.1 101"))
             #expect(answer.contains("NotificationContainer"))
             let upstream = try #require(stack.pms.last(path: "/:/websockets/notifications"))
@@ -173,7 +185,8 @@ struct NginxEndToEndTests {
                 headers: [("Content-Type", "application/x-www-form-urlencoded")], body: "uri=%2Flibrary%2Fmetadata%2F1")
             #expect(stack.pms.last(path: "/playQueues")?.queryTokens == ["USER"])
             #expect(withBody.status == 403)
-            let tune = try await stack.get("/livetv/dvrs/135/channels/c7pt/tune?X-Plex-Token=\(userToken)", method: .POST)
+            let tune = try await stack.get(
+                "/livetv/dvrs/135/channels/c7pt/tune?X-Plex-Token=\(userToken)", method: .POST)
             #expect(tune.status == 200)
             #expect(stack.pms.last(path: "/livetv/dvrs/135/channels/c7pt/tune")?.queryTokens == ["OWNER"])
             noOwnerLeak([withBody, tune], stack)
@@ -189,11 +202,16 @@ struct NginxEndToEndTests {
             ]
             let nghttp = try await run("/usr/bin/nghttp", ["-v", "-n"] + headers.flatMap { ["-H", $0] } + [url])
             #expect(nghttp.contains(":status: 200") && nghttp.contains("x-plexauthz-decision: elevated"), "\(nghttp)")
-            let curl = try await run("/usr/bin/curl", ["-s", "-i", "--http2-prior-knowledge"] + headers.flatMap { ["-H", $0] } + [url])
-            #expect(curl.hasPrefix("HTTP/2 200") && curl.contains("x-plexauthz-uri: /livetv/dvrs?X-Plex-Token=\(ownerToken)"))
-            let noKey = try await run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--http2-prior-knowledge", url])
+            let curl = try await run(
+                "/usr/bin/curl", ["-s", "-i", "--http2-prior-knowledge"] + headers.flatMap { ["-H", $0] } + [url])
+            #expect(
+                curl.hasPrefix("HTTP/2 200")
+                    && curl.contains("x-plexauthz-uri: /livetv/dvrs?X-Plex-Token=\(ownerToken)"))
+            let noKey = try await run(
+                "/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--http2-prior-knowledge", url])
             #expect(noKey == "401")
-            let load = try await run("/usr/bin/h2load", ["-n", "2000", "-c", "4", "-m", "8"] + headers.flatMap { ["-H", $0] } + [url])
+            let load = try await run(
+                "/usr/bin/h2load", ["-n", "2000", "-c", "4", "-m", "8"] + headers.flatMap { ["-H", $0] } + [url])
             #expect(load.contains("2000 succeeded, 0 failed, 0 errored"), "\(load)")
             #expect(load.contains("status codes: 2000 2xx"), "\(load)")
             // One PMS validation for all of them: the cache and single-flight at work.

@@ -7,8 +7,8 @@ import LiveTVAuthzHTTP
 import Logging
 import NIOCore
 import NIOHTTP1
-import ServiceLifecycle
 import Prometheus
+import ServiceLifecycle
 import Testing
 
 #if canImport(Glibc)
@@ -38,14 +38,16 @@ struct InProcessServer {
         let registry = PrometheusCollectorRegistry()
         let metrics = ServiceMetrics(factory: PrometheusMetricsFactory(registry: registry))
         let validator = TokenValidator(
-            client: HTTPPMSClient(baseURL: PMSURL("http://127.0.0.1:\(fake.port)")!, timeout: .seconds(2), client: client), clock: clock)
+            client: HTTPPMSClient(
+                baseURL: PMSURL("http://127.0.0.1:\(fake.port)")!, timeout: .seconds(2), client: client), clock: clock)
         let guardian = Guard(
             classifier: LiveTVClassifier(), owner: OwnerTokenHolder(PlexToken(ownerToken)!), policy: policy,
             validator: validator, state: InMemoryGuardState(blocker: AbuseBlocker(policy: policy)),
             audit: AuditLog(logger: logger, since: clock.now()), clock: clock, metrics: metrics)
         let readiness = Readiness(interval: .seconds(30), clock: clock)
         let service = DecisionService(
-            guard: guardian, frontendKey: FrontendKey(frontendKey), metrics: metrics, registry: registry, readiness: readiness,
+            guard: guardian, frontendKey: FrontendKey(frontendKey), metrics: metrics, registry: registry,
+            readiness: readiness,
             logger: logger)
         let socket = NSTemporaryDirectory() + "plexauthz-\(UUID().uuidString.prefix(8))/authz.sock"
         var settings = ServerSettings(listeners: [.unix(path: socket), .tcp(host: "127.0.0.1", port: 0)])
@@ -87,10 +89,12 @@ struct InProcessServer {
         return (Int(response.status.code), response.headers, text)
     }
 
-    func nginx(_ target: String, method: String = "GET", extra: [(String, String)] = [], key: String? = frontendKey) async throws
+    func nginx(_ target: String, method: String = "GET", extra: [(String, String)] = [], key: String? = frontendKey)
+        async throws
         -> (status: Int, headers: HTTPHeaders, body: String)
     {
-        var headers = [("X-Original-Method", method), ("X-Original-URI", target), ("X-Forwarded-For", "203.0.113.40")] + extra
+        var headers =
+            [("X-Original-Method", method), ("X-Original-URI", target), ("X-Forwarded-For", "203.0.113.40")] + extra
         if let key { headers.append(("X-Plexauthz-Key", key)) }
         return try await send("/v1/nginx", headers: headers)
     }
@@ -107,7 +111,10 @@ struct ServerTests {
             for key in [nil, "wrong-key-wrong-key-wrong", String(frontendKey.dropLast()), frontendKey + "x"] {
                 let denied = try await s.nginx("/livetv/dvrs?X-Plex-Token=\(userToken)", key: key)
                 #expect(denied.status == 401)
-                #expect(!denied.headers.contains { $0.name.lowercased().hasPrefix("x-plexauthz") || $0.name.lowercased() == "x-plex-token" })
+                #expect(
+                    !denied.headers.contains {
+                        $0.name.lowercased().hasPrefix("x-plexauthz") || $0.name.lowercased() == "x-plex-token"
+                    })
                 #expect(!denied.body.contains(ownerToken))
             }
             let allowed = try await s.nginx("/livetv/dvrs?X-Plex-Token=\(userToken)")
@@ -133,8 +140,11 @@ struct ServerTests {
             #expect(stat(s.socket, &status) == 0)
             #expect(status.st_mode & 0o777 == 0o660)
             let output = try await run(
-                "/usr/bin/curl", ["-s", "-i", "--unix-socket", s.socket, "http://x/v1/nginx", "-H", "X-Original-Method: GET",
-                "-H", "X-Original-URI: /livetv/dvrs?X-Plex-Token=\(userToken)"])
+                "/usr/bin/curl",
+                [
+                    "-s", "-i", "--unix-socket", s.socket, "http://x/v1/nginx", "-H", "X-Original-Method: GET",
+                    "-H", "X-Original-URI: /livetv/dvrs?X-Plex-Token=\(userToken)",
+                ])
             #expect(output.hasPrefix("HTTP/1.1 200"))
             #expect(output.contains("X-Plexauthz-Decision: elevated"))
         }
@@ -142,11 +152,13 @@ struct ServerTests {
 
     @Test func brokenSubrequestIs500AndUnknownPathIs404() async throws {
         try await InProcessServer.with { s in
-            let missing = try await s.send("/v1/nginx", headers: [("X-Plexauthz-Key", frontendKey), ("X-Original-Method", "GET")])
+            let missing = try await s.send(
+                "/v1/nginx", headers: [("X-Plexauthz-Key", frontendKey), ("X-Original-Method", "GET")])
             #expect(missing.status == 500)
             #expect(missing.body.contains("X-Original-URI"))
             #expect(!missing.headers.contains { $0.name.lowercased().hasPrefix("x-plexauthz") })
-            let forward = try await s.send("/v1/forward", headers: [("X-Plexauthz-Key", frontendKey), ("X-Forwarded-Uri", "/livetv/dvrs")])
+            let forward = try await s.send(
+                "/v1/forward", headers: [("X-Plexauthz-Key", frontendKey), ("X-Forwarded-Uri", "/livetv/dvrs")])
             #expect(forward.status == 500)
             let unknown = try await s.send("/v1/other", headers: [("X-Plexauthz-Key", frontendKey)])
             #expect(unknown.status == 404)
@@ -163,7 +175,8 @@ struct ServerTests {
                 ])
             #expect(forward.headers.first(name: "X-Plexauthz-Rule") == "epg-provider")
             #expect(forward.headers.first(name: "X-Plex-Token") == ownerToken)
-            let envoyGet = try await s.send("/v1/envoy/livetv/dvrs?X-Plex-Token=\(userToken)", headers: [("X-Plexauthz-Key", frontendKey)])
+            let envoyGet = try await s.send(
+                "/v1/envoy/livetv/dvrs?X-Plex-Token=\(userToken)", headers: [("X-Plexauthz-Key", frontendKey)])
             #expect(envoyGet.status == 200 && envoyGet.headers.first(name: "X-Plexauthz-Decision") == "elevated")
             let live = "uri=%2Flivetv%2Fsessions%2Fabc"
             let envoyBody = try await s.send(
@@ -175,14 +188,17 @@ struct ServerTests {
             let huge = Array((live + "&pad=" + String(repeating: "a", count: 70_000)).utf8)
             let envoyHuge = try await s.send(
                 "/v1/envoy/playQueues?X-Plex-Token=\(userToken)", method: .POST,
-                headers: [("X-Plexauthz-Key", frontendKey), ("Content-Type", "application/x-www-form-urlencoded")], body: huge)
+                headers: [("X-Plexauthz-Key", frontendKey), ("Content-Type", "application/x-www-form-urlencoded")],
+                body: huge)
             #expect(envoyHuge.headers.first(name: "X-Plexauthz-Rule") == "body-unseen")
             #expect(envoyHuge.headers.first(name: "X-Plexauthz-Decision") == "preserved")
             let declared = try await s.nginx(
-                "/playQueues?\(live)&X-Plex-Token=\(userToken)", method: "POST", extra: [("X-Original-Content-Length", "41")])
+                "/playQueues?\(live)&X-Plex-Token=\(userToken)", method: "POST",
+                extra: [("X-Original-Content-Length", "41")])
             #expect(declared.headers.first(name: "X-Plexauthz-Rule") == "body-unseen")
             let empty = try await s.nginx(
-                "/playQueues?\(live)&X-Plex-Token=\(userToken)", method: "POST", extra: [("X-Original-Content-Length", "0")])
+                "/playQueues?\(live)&X-Plex-Token=\(userToken)", method: "POST",
+                extra: [("X-Original-Content-Length", "0")])
             #expect(empty.headers.first(name: "X-Plexauthz-Rule") == "play-queue")
         }
     }
@@ -190,7 +206,8 @@ struct ServerTests {
     @Test func hopByHopTokenFromNginxIsIgnored() async throws {
         try await InProcessServer.with { s in
             let hop = try await s.nginx(
-                "/livetv/dvrs", extra: [("X-Plex-Token", userToken), ("X-Original-Connection", "keep-alive, X-Plex-Token")])
+                "/livetv/dvrs",
+                extra: [("X-Plex-Token", userToken), ("X-Original-Connection", "keep-alive, X-Plex-Token")])
             #expect(hop.headers.first(name: "X-Plexauthz-Rule") == "no-token")
             #expect(hop.headers.first(name: "X-Plexauthz-Token") == "")
         }
@@ -199,7 +216,8 @@ struct ServerTests {
     @Test func decisionHeadersNeverCarryRawBracesSpacesOrControls() async throws {
         try await InProcessServer.with { s in
             let answer = try await s.nginx("/library/{x}?a={b}&X-Plex-Token=\(userToken)")
-            #expect(answer.headers.first(name: "X-Plexauthz-Uri") == "/library/%7Bx%7D?a=%7Bb%7D&X-Plex-Token=\(userToken)")
+            #expect(
+                answer.headers.first(name: "X-Plexauthz-Uri") == "/library/%7Bx%7D?a=%7Bb%7D&X-Plex-Token=\(userToken)")
             #expect(answer.headers.first(name: "X-Plexauthz-Query") == "?a=%7Bb%7D&X-Plex-Token=\(userToken)")
         }
         #expect(DecisionHeaders.headerSafe("/a b\u{7}é%20") == "/a%20b%07%C3%A9%20")
@@ -212,19 +230,24 @@ struct ServerTests {
             let blocked = try await s.nginx("/livetv/dvrs")
             #expect(blocked.status == 403)
             #expect(blocked.headers.first(name: "X-Plexauthz-Decision") == "blocked")
-            #expect(blocked.headers.first(name: "X-Plexauthz-Token") == nil && blocked.headers.first(name: "X-Plex-Token") == nil)
+            #expect(
+                blocked.headers.first(name: "X-Plexauthz-Token") == nil
+                    && blocked.headers.first(name: "X-Plex-Token") == nil)
         }
     }
 
     @Test func limitsAnswer431And414And400() async throws {
         try await InProcessServer.with { s in
             let bigHeader = "X-Padding: " + String(repeating: "a", count: 33 * 1024)
-            let tooLarge = String(decoding: try await rawExchange(port: s.tcpPort, request(["GET /healthz HTTP/1.1", "Host: x", bigHeader])), as: UTF8.self)
+            let tooLarge = String(
+                decoding: try await rawExchange(
+                    port: s.tcpPort, request(["GET /healthz HTTP/1.1", "Host: x", bigHeader])), as: UTF8.self)
             #expect(tooLarge.hasPrefix("HTTP/1.1 431"))
             let longTarget = "/livetv/" + String(repeating: "a", count: 17 * 1024)
             let tooLong = try await s.nginx(longTarget)
             #expect(tooLong.status == 414)
-            let malformed = String(decoding: try await rawExchange(port: s.tcpPort, Array("GARBAGE\r\n\r\n".utf8)), as: UTF8.self)
+            let malformed = String(
+                decoding: try await rawExchange(port: s.tcpPort, Array("GARBAGE\r\n\r\n".utf8)), as: UTF8.self)
             #expect(malformed.hasPrefix("HTTP/1.1 400"))
             #expect(malformed.lowercased().contains("connection: close"))
             // The server is still there.
@@ -243,7 +266,8 @@ struct ServerTests {
     @Test func idleConnectionsAreClosed() async throws {
         try await InProcessServer.with(configure: { $0.idleTimeout = .milliseconds(300) }) { s in
             let started = ContinuousClock.now
-            let answer = try await rawExchange(port: s.tcpPort, request(["GET /healthz HTTP/1.1", "Host: x"]), readFor: .seconds(5))
+            let answer = try await rawExchange(
+                port: s.tcpPort, request(["GET /healthz HTTP/1.1", "Host: x"]), readFor: .seconds(5))
             #expect(String(decoding: answer, as: UTF8.self).hasPrefix("HTTP/1.1 200"))
             #expect(ContinuousClock.now - started < .seconds(3))
         }
@@ -254,7 +278,8 @@ struct ServerTests {
             async let first = rawExchange(port: s.tcpPort, [], readFor: .seconds(1))
             try await Task.sleep(for: .milliseconds(200))
             let started = ContinuousClock.now
-            let second = try await rawExchange(port: s.tcpPort, request(["GET /healthz HTTP/1.1", "Host: x"]), readFor: .seconds(2))
+            let second = try await rawExchange(
+                port: s.tcpPort, request(["GET /healthz HTTP/1.1", "Host: x"]), readFor: .seconds(2))
             #expect(second.isEmpty)
             #expect(ContinuousClock.now - started < .seconds(1))
             _ = try await first
@@ -271,7 +296,8 @@ struct ServerTests {
             _ = try await s.nginx("/livetv/dvrs?X-Plex-Token=\(otherToken)")
             let metrics = try await s.send("/metrics", headers: [])
             #expect(metrics.body.contains(#"plexauthz_decisions_total{rule="livetv",outcome="elevated_live_tv"} 1"#))
-            #expect(metrics.body.contains(#"plexauthz_decisions_total{rule="livetv",outcome="deny_unauthorized_token"} 1"#))
+            #expect(
+                metrics.body.contains(#"plexauthz_decisions_total{rule="livetv",outcome="deny_unauthorized_token"} 1"#))
             #expect(metrics.body.contains("plexauthz_validation_duration_seconds_count"))
             #expect(metrics.body.contains("plexauthz_open_connections"))
             for secret in [userToken, otherToken, ownerToken, "203.0.113.40", "sha256:"] {

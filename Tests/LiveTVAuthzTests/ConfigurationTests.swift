@@ -11,7 +11,9 @@ import Testing
 struct ConfigurationTests {
     let owner = ["IPTV_TUNERR_PMS_OWNER_TOKEN": "ownr0000000000000000"]
 
-    func load(_ environment: [String: String], flags: Configuration.Flags = Configuration.Flags()) -> Result<Configuration, Configuration.Problems> {
+    func load(_ environment: [String: String], flags: Configuration.Flags = Configuration.Flags()) -> Result<
+        Configuration, Configuration.Problems
+    > {
         Configuration.load(flags: flags, environment: environment)
     }
 
@@ -19,7 +21,10 @@ struct ConfigurationTests {
         let config = try load(owner).get()
         #expect(config.listeners == [.unix(path: "/run/plex-livetv-authz/authz.sock")])
         #expect(config.pmsURL.description == "http://127.0.0.1:32400")
-        #expect(config.abuse == AbusePolicy(threshold: 5, window: .seconds(300), blockDuration: .seconds(1800), cooldown: .seconds(120)))
+        #expect(
+            config.abuse
+                == AbusePolicy(
+                    threshold: 5, window: .seconds(300), blockDuration: .seconds(1800), cooldown: .seconds(120)))
         #expect(config.auditSummaryInterval == .seconds(300))
         #expect(config.validationTimeout == .seconds(3))
         #expect(config.cacheTTL == .seconds(300) && config.cacheSize == 10_000)
@@ -28,7 +33,9 @@ struct ConfigurationTests {
     }
 
     @Test func ownerTokenVariablesAreTriedInTheOriginalOrder() throws {
-        #expect(try load(["PLEX_TOKEN": "d", "IPTV_TUNERR_PMS_TOKEN": "c", "PLEX_OWNER_TOKEN": "b"]).get().ownerToken.value == "b")
+        #expect(
+            try load(["PLEX_TOKEN": "d", "IPTV_TUNERR_PMS_TOKEN": "c", "PLEX_OWNER_TOKEN": "b"]).get().ownerToken.value
+                == "b")
         #expect(try load(["PLEX_TOKEN": "d", "IPTV_TUNERR_PMS_TOKEN": "c"]).get().ownerToken.value == "c")
         #expect(try load(["PLEX_TOKEN": "d"]).get().ownerToken.value == "d")
     }

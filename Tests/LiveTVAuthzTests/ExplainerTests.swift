@@ -13,29 +13,39 @@ struct ExplainerTests {
     @Test func elevatedLineIsByteExact() {
         let answer = explainer.answer(line: #"{"method":"GET","target":"/livetv/dvrs?X-Plex-Token=abc"}"#)
         #expect(!answer.failed)
-        #expect(answer.text == #"{"elevate":true,"rule":"livetv","upstreamTarget":"/livetv/dvrs?X-Plex-Token=OWNER","upstreamToken":"OWNER"}"#)
+        #expect(
+            answer.text
+                == #"{"elevate":true,"rule":"livetv","upstreamTarget":"/livetv/dvrs?X-Plex-Token=OWNER","upstreamToken":"OWNER"}"#
+        )
     }
 
     @Test func preservedAndTokenlessLinesAreByteExact() {
         #expect(
             explainer.answer(line: #"{"method":"GET","target":"/library/sections?X-Plex-Token=abc"}"#).text
-                == #"{"elevate":false,"rule":"none","upstreamTarget":"/library/sections?X-Plex-Token=abc","upstreamToken":"abc"}"#)
+                == #"{"elevate":false,"rule":"none","upstreamTarget":"/library/sections?X-Plex-Token=abc","upstreamToken":"abc"}"#
+        )
         #expect(
             explainer.answer(line: #"{"method":"GET","target":"/livetv/dvrs"}"#).text
                 == #"{"elevate":false,"rule":"no-token","upstreamTarget":"/livetv/dvrs","upstreamToken":null}"#)
     }
 
     @Test func headersAsPairsKeepOrderAndDuplicates() {
-        let line = #"{"method":"GET","target":"/","headers":[["Referer","https://app.plex.tv/"],["Referer","https://x/livetv/"],["X-Plex-Token","abc"]]}"#
+        let line =
+            #"{"method":"GET","target":"/","headers":[["Referer","https://app.plex.tv/"],["Referer","https://x/livetv/"],["X-Plex-Token","abc"]]}"#
         #expect(explainer.answer(line: line).text.hasPrefix(#"{"elevate":false,"rule":"none","#))
-        let swapped = #"{"method":"GET","target":"/","headers":[["Referer","https://x/livetv/"],["X-Plex-Token","abc"]]}"#
-        #expect(explainer.answer(line: swapped).text == #"{"elevate":true,"rule":"root-referer","upstreamTarget":"/","upstreamToken":"OWNER"}"#)
+        let swapped =
+            #"{"method":"GET","target":"/","headers":[["Referer","https://x/livetv/"],["X-Plex-Token","abc"]]}"#
+        #expect(
+            explainer.answer(line: swapped).text
+                == #"{"elevate":true,"rule":"root-referer","upstreamTarget":"/","upstreamToken":"OWNER"}"#)
     }
 
     @Test func headersAsObjectBodyAndBodyPresent() {
-        let withBody = #"{"method":"POST","target":"/playQueues?X-Plex-Token=abc","headers":{"Content-Type":"application/x-www-form-urlencoded"},"body":"uri=%2Flivetv%2Fsessions%2Fx"}"#
+        let withBody =
+            #"{"method":"POST","target":"/playQueues?X-Plex-Token=abc","headers":{"Content-Type":"application/x-www-form-urlencoded"},"body":"uri=%2Flivetv%2Fsessions%2Fx"}"#
         #expect(explainer.answer(line: withBody).text.hasPrefix(#"{"elevate":true,"rule":"play-queue","#))
-        let typed = #"{"method":"POST","target":"/playQueues?X-Plex-Token=abc","body":"{\"uri\":\"/livetv/x\"}","contentType":"application/json"}"#
+        let typed =
+            #"{"method":"POST","target":"/playQueues?X-Plex-Token=abc","body":"{\"uri\":\"/livetv/x\"}","contentType":"application/json"}"#
         #expect(explainer.answer(line: typed).text.hasPrefix(#"{"elevate":true,"rule":"play-queue","#))
         let unseen = #"{"method":"POST","target":"/playQueues?uri=%2Flivetv%2Fx&X-Plex-Token=abc","bodyPresent":true}"#
         #expect(explainer.answer(line: unseen).text.hasPrefix(#"{"elevate":false,"rule":"body-unseen","#))
@@ -43,7 +53,10 @@ struct ExplainerTests {
 
     @Test func outputEscapesControlBytesAndQuotesButNotSlashes() {
         let line = #"{"method":"GET","target":"/x\"y\u0001\\z?X-Plex-Token=a"}"#
-        #expect(explainer.answer(line: line).text == #"{"elevate":false,"rule":"unsafe-path","upstreamTarget":"/x\"y\u0001\\z?X-Plex-Token=a","upstreamToken":"a"}"#)
+        #expect(
+            explainer.answer(line: line).text
+                == #"{"elevate":false,"rule":"unsafe-path","upstreamTarget":"/x\"y\u0001\\z?X-Plex-Token=a","upstreamToken":"a"}"#
+        )
     }
 
     @Test(arguments: [
@@ -53,7 +66,10 @@ struct ExplainerTests {
         (#"{"method":"GET"}"#, #"missing string field \"target\""#),
         (#"{"method":1,"target":"/"}"#, #"missing string field \"method\""#),
         (#"{"method":"GET","target":"/","headers":"x"}"#, #"\"headers\" must be an array of pairs or an object"#),
-        (#"{"method":"GET","target":"/","headers":[["a"]]}"#, #"\"headers\" entries must be [name, value] string pairs"#),
+        (
+            #"{"method":"GET","target":"/","headers":[["a"]]}"#,
+            #"\"headers\" entries must be [name, value] string pairs"#
+        ),
         (#"{"method":"GET","target":"/","body":5}"#, #"\"body\" must be a string"#),
     ])
     func badLinesGetAnErrorLine(_ line: String, _ message: String) {
@@ -98,7 +114,10 @@ struct PMSURLTests {
         #expect(url.port == port)
     }
 
-    @Test(arguments: ["127.0.0.1:32400", "ftp://x", "http://", "http://x:0", "http://x:99999", "http://x/path", "http://u@x", "http://x:abc"])
+    @Test(arguments: [
+        "127.0.0.1:32400", "ftp://x", "http://", "http://x:0", "http://x:99999", "http://x/path", "http://u@x",
+        "http://x:abc",
+    ])
     func invalid(_ text: String) {
         #expect(PMSURL(text) == nil)
     }

@@ -18,7 +18,10 @@ struct Harness {
     let audit: AuditLog
     let guardian: Guard
 
-    init(policy: AbusePolicy = AbusePolicy(), pms: ScriptedPMS = ScriptedPMS([userValue: .valid]), mode: ElevationMode = .liveTV) {
+    init(
+        policy: AbusePolicy = AbusePolicy(), pms: ScriptedPMS = ScriptedPMS([userValue: .valid]),
+        mode: ElevationMode = .liveTV
+    ) {
         self.pms = pms
         validator = TokenValidator(client: pms, clock: clock)
         state = InMemoryGuardState(blocker: AbuseBlocker(policy: policy))
@@ -28,8 +31,11 @@ struct Harness {
             validator: validator, state: state, audit: audit, clock: clock)
     }
 
-    func decide(_ target: String, method: String = "GET", from address: String = clientAddress, headers: [(String, String)] = []) async -> AuthzDecision {
-        let fields = [HTTPField(name: "X-Forwarded-For", value: address)] + headers.map { HTTPField(name: $0.0, value: $0.1) }
+    func decide(
+        _ target: String, method: String = "GET", from address: String = clientAddress, headers: [(String, String)] = []
+    ) async -> AuthzDecision {
+        let fields =
+            [HTTPField(name: "X-Forwarded-For", value: address)] + headers.map { HTTPField(name: $0.0, value: $0.1) }
         return await guardian.decide(
             AuthzRequest(method: method, target: target, headers: fields, peer: PeerFacts(trustedFrontend: true)))
     }
@@ -118,7 +124,10 @@ struct GuardTests {
             await h.guardian.decide(
                 AuthzRequest(
                     method: "GET", target: "/livetv/dvrs",
-                    headers: [HTTPField(name: "X-Forwarded-For", value: spoof), HTTPField(name: "CF-Connecting-IP", value: spoof)],
+                    headers: [
+                        HTTPField(name: "X-Forwarded-For", value: spoof),
+                        HTTPField(name: "CF-Connecting-IP", value: spoof),
+                    ],
                     peer: PeerFacts(trustedFrontend: false, connectionAddress: "192.0.2.50")))
         }
         _ = await untrusted("1.1.1.1")
@@ -155,7 +164,8 @@ struct GuardTests {
         _ = await h.decide("/livetv/dvrs?X-Plex-Token=\(otherValue)")
         _ = await h.decide("/livetv/dvrs")
         _ = await h.decide("/livetv/dvrs")
-        _ = await h.decide("/livetv/dvrs?X-Plex-Token=\(ownerValue)", from: "127.0.0.1", headers: [("CF-Connecting-IP", cf)])
+        _ = await h.decide(
+            "/livetv/dvrs?X-Plex-Token=\(ownerValue)", from: "127.0.0.1", headers: [("CF-Connecting-IP", cf)])
         _ = await h.decide("/livetv/dvrs", headers: [("X-Plex-Token", otherValue)])
         h.audit.emitSummary(now: h.clock.now())
         let everything = h.log.all.joined(separator: "\n")

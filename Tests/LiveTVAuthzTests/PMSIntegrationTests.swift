@@ -16,7 +16,8 @@ struct PMSIntegrationTests {
         let log = CapturedLog()
         let clock = SystemClock()
         let pmsURL = PMSURL("http://127.0.0.1:\(server.port)")!
-        let validator = TokenValidator(client: HTTPPMSClient(baseURL: pmsURL, timeout: timeout, client: client), clock: clock)
+        let validator = TokenValidator(
+            client: HTTPPMSClient(baseURL: pmsURL, timeout: timeout, client: client), clock: clock)
         let guardian = Guard(
             classifier: LiveTVClassifier(references: LiveTVReferenceMatcher(pmsAuthority: pmsURL.authority)),
             owner: OwnerTokenHolder(PlexToken(config.ownerToken)!), policy: AbusePolicy(threshold: 2),
@@ -35,7 +36,8 @@ struct PMSIntegrationTests {
 
     func request(_ target: String, headers: [HTTPField] = []) -> AuthzRequest {
         AuthzRequest(
-            method: "GET", target: target, headers: [HTTPField(name: "X-Forwarded-For", value: "203.0.113.8")] + headers,
+            method: "GET", target: target,
+            headers: [HTTPField(name: "X-Forwarded-For", value: "203.0.113.8")] + headers,
             peer: PeerFacts(trustedFrontend: true))
     }
 
@@ -50,9 +52,13 @@ struct PMSIntegrationTests {
             let fake = await guardian.decide(request("/livetv/dvrs?X-Plex-Token=othr0000000000000000"))
             #expect(!fake.elevate && fake.outcome == .denyUnauthorizedToken)
             #expect(server.pms.last(path: "/library/sections")?.status == 401)
-            let random = await guardian.decide(request("/livetv/dvrs", headers: [HTTPField(name: "X-Plex-Token", value: "random-garbage")]))
+            let random = await guardian.decide(
+                request("/livetv/dvrs", headers: [HTTPField(name: "X-Plex-Token", value: "random-garbage")]))
             #expect(!random.elevate && random.outcome == .denyUnauthorizedToken)
-            #expect(log.outcomes() == ["elevated_live_tv", "deny_unauthorized_token", "deny_unauthorized_token", "bad_actor_blocked"])
+            #expect(
+                log.outcomes() == [
+                    "elevated_live_tv", "deny_unauthorized_token", "deny_unauthorized_token", "bad_actor_blocked",
+                ])
             #expect(server.pms.requests(path: "/library/sections").count == 3)
         }
     }

@@ -60,7 +60,8 @@ struct StateFileTests {
     }
 
     @Test(arguments: [
-        "not json", #"{"version":2,"sources":{}}"#, #"{"version":1,"sources":{"203.0.113.9":{"failures":1,"windowStart":1}}}"#,
+        "not json", #"{"version":2,"sources":{}}"#,
+        #"{"version":1,"sources":{"203.0.113.9":{"failures":1,"windowStart":1}}}"#,
         #"{"version":1,"sources":{"sha256:0123456789abcdef":{"failures":"x","windowStart":1}}}"#, "",
     ])
     func corruptFileIsMovedAsideWithOneLogLine(_ content: String) throws {
