@@ -101,7 +101,7 @@ public final class Guard: Sendable {
             return await finish(
                 .denyMissingToken, valid: false, reason: classification.reason.description, countFailure: true)
         }
-        if token == ownerToken {
+        if token.constantTimeEquals(ownerToken) {
             return await finish(.elevatedLiveTV, valid: true, reason: "the owner's own token", countFailure: false)
         }
         let tokenFingerprint = token.fingerprint

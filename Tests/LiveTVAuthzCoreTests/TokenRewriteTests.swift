@@ -77,6 +77,13 @@ struct TokenRewriteTests {
         #expect(d.upstreamToken == nil)
     }
 
+    @Test func constantTimeEqualityAgreesWithEquality() {
+        let pairs = [("abc", "abc"), ("abc", "abd"), ("abc", "abcd"), ("abcd", "abc"), ("a", "b"), (ownerValue, ownerValue)]
+        for (a, b) in pairs {
+            #expect(PlexToken(a)!.constantTimeEquals(PlexToken(b)!) == (a == b), "\(a) vs \(b)")
+        }
+    }
+
     @Test func tokensPrintOnlyTheirFingerprint() {
         let token = PlexToken(userToken)!
         #expect("\(token)" == token.fingerprint)
