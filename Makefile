@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN := .build/debug/plex-livetv-authz
 
-.PHONY: all build demo test test-swift test-cli test-interop generate bench bench-core bench-server format clean
+.PHONY: all build demo peers test test-swift test-cli test-interop generate bench bench-core bench-server format clean
 
 all: build
 
@@ -15,7 +15,11 @@ demo:
 	bash scripts/demo.sh
 
 ## test: everything CI runs (unit + nginx end-to-end + h2c interop, CLI contract, Envoy gRPC interop)
-test: test-swift test-cli test-interop
+test: peers test-swift test-cli test-interop
+
+## peers: install the real peers the tests drive (nginx, nghttp2-client, curl, python3-venv) when missing
+peers:
+	bash scripts/ensure-peers.sh
 
 test-swift:
 	$(SWIFT) build --build-tests

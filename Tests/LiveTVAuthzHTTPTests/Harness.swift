@@ -32,7 +32,7 @@ final class ChildProcess: @unchecked Sendable {
 
     init(_ executable: String, _ arguments: [String], environment: [String: String] = [:], output: URL) throws {
         self.output = output
-        FileManager.default.createFile(atPath: output.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
         let handle = try FileHandle(forWritingTo: output)
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
