@@ -165,7 +165,7 @@ final class FakePMSHandler: ChannelInboundHandler, RemovableChannelHandler {
         if !isHead, !response.body.isEmpty {
             context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: response.body)))), promise: nil)
         }
-        let done = context.writeAndFlushPromise()
+        let done = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: done)
         if !keepAlive {
             let channel = context.channel
@@ -174,8 +174,6 @@ final class FakePMSHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 }
 
-extension ChannelHandlerContext {
-    fileprivate func writeAndFlushPromise() -> EventLoopPromise<Void> { eventLoop.makePromise() }
 }
 
 /// After the websocket upgrade: one `ping` notification, then answer pings and closes.

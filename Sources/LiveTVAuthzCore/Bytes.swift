@@ -125,23 +125,6 @@ enum PercentDecoding {
         return output
     }
 
-    /// Whether the bytes hold a malformed escape.
-    static func hasMalformedEscape(_ bytes: some Collection<UInt8>) -> Bool {
-        let array = Array(bytes)
-        var index = 0
-        while index < array.count {
-            if array[index] == 0x25 {
-                guard index + 2 < array.count, ASCII.hexValue(array[index + 1]) != nil,
-                    ASCII.hexValue(array[index + 2]) != nil
-                else { return true }
-                index += 3
-            } else {
-                index += 1
-            }
-        }
-        return false
-    }
-
     /// Percent-encodes everything but RFC 3986 unreserved characters, so a value can be put into a query
     /// string or a header without changing its meaning or splitting anything.
     static func encodeComponent(_ value: some Collection<UInt8>) -> [UInt8] {
