@@ -174,8 +174,6 @@ final class FakePMSHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 }
 
-}
-
 /// After the websocket upgrade: one `ping` notification, then answer pings and closes.
 final class NotificationSocketHandler: ChannelInboundHandler {
     typealias InboundIn = WebSocketFrame
