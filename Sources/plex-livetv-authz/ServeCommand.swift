@@ -11,6 +11,8 @@ import Prometheus
 import ServiceLifecycle
 import Synchronization
 
+/// Duration options parse their value unconditionally: Go durations may be negative (`-1s` is the
+/// documented way to disable the cooldown and the summary) and a value must never be taken for a flag.
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
@@ -78,22 +80,20 @@ struct ServeCommand: AsyncParsableCommand {
             "PMS machine identifier for server:// references. Env PLEX_LIVETV_AUTHZ_MACHINE_ID. Default: read from PMS /identity."
     )
     var machineId: String?
-    @Option(help: "Token validation timeout. Env PLEX_LIVETV_AUTHZ_VALIDATION_TIMEOUT. Default 3s.")
+    @Option(parsing: .unconditional, help: "Token validation timeout. Env PLEX_LIVETV_AUTHZ_VALIDATION_TIMEOUT. Default 3s.")
     var validationTimeout: String?
-    @Option(help: "How long a valid token stays cached. Env PLEX_LIVETV_AUTHZ_CACHE_TTL. Default 5m.")
+    @Option(parsing: .unconditional, help: "How long a valid token stays cached. Env PLEX_LIVETV_AUTHZ_CACHE_TTL. Default 5m.")
     var cacheTTL: String?
     @Option(help: "Most tokens cached (least recently used evicted). Env PLEX_LIVETV_AUTHZ_CACHE_SIZE. Default 10000.")
     var cacheSize: String?
     @Option(help: "Failures that block a source. Env IPTV_TUNERR_PROXY_ABUSE_THRESHOLD. Default 5.")
     var abuseThreshold: String?
-    @Option(help: "Window the failures are counted in. Env IPTV_TUNERR_PROXY_ABUSE_WINDOW. Default 5m.")
+    @Option(parsing: .unconditional, help: "Window the failures are counted in. Env IPTV_TUNERR_PROXY_ABUSE_WINDOW. Default 5m.")
     var abuseWindow: String?
-    @Option(help: "How long a block lasts. Env IPTV_TUNERR_PROXY_ABUSE_BLOCK_DURATION. Default 30m.")
+    @Option(parsing: .unconditional, help: "How long a block lasts. Env IPTV_TUNERR_PROXY_ABUSE_BLOCK_DURATION. Default 30m.")
     var abuseBlockDuration: String?
     @Option(help: "JSON file keeping blocks across restarts (absolute path). Env IPTV_TUNERR_PROXY_ABUSE_STATE_FILE.")
     var abuseStateFile: String?
-    // `.unconditional`: the documented way to disable is a negative duration (`-1s`), which must not be
-    // taken for a flag.
     @Option(
         parsing: .unconditional,
         help:
@@ -106,11 +106,12 @@ struct ServeCommand: AsyncParsableCommand {
             "Interval of the plexlabelproxy_audit_summary line; negative disables. Env IPTV_TUNERR_PROXY_AUDIT_SUMMARY_INTERVAL. Default 5m."
     )
     var auditSummaryInterval: String?
-    @Option(help: "Close keep-alive connections idle this long. Env PLEX_LIVETV_AUTHZ_IDLE_TIMEOUT. Default 60s.")
+    @Option(parsing: .unconditional, help: "Close keep-alive connections idle this long. Env PLEX_LIVETV_AUTHZ_IDLE_TIMEOUT. Default 60s.")
     var idleTimeout: String?
     @Option(help: "Most open connections. Env PLEX_LIVETV_AUTHZ_MAX_CONNECTIONS. Default 1024.")
     var maxConnections: String?
     @Option(
+        parsing: .unconditional,
         help: "How often PMS /identity is probed for /readyz. Env PLEX_LIVETV_AUTHZ_READINESS_INTERVAL. Default 30s.")
     var readinessInterval: String?
     @Option(

@@ -67,6 +67,8 @@ check "serve config errors exit 2" test "$status" -eq 2
 check "-1s is accepted as a value" bash -c "! grep -q 'Missing value' <<<\"\$1\"" _ "$out"
 check "every problem is named" test "$(grep -c '^configuration error:' <<<"$out")" -eq 3
 check "problems name flag and variable" grep -q -- '--abuse-window / IPTV_TUNERR_PROXY_ABUSE_WINDOW' <<<"$out"
+out=$("$bin" serve --abuse-window -5m 2>&1 </dev/null)
+check "a negative duration gets the named error, not a parser error" grep -q -- '--abuse-window / IPTV_TUNERR_PROXY_ABUSE_WINDOW: must be positive' <<<"$out"
 check "serve --help names the seed variables" bash -c "'$bin' serve --help | grep -q IPTV_TUNERR_PROXY_ABUSE_STATE_FILE"
 
 echo "cli: $passed passed, $failed failed"
