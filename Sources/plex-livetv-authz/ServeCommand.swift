@@ -80,17 +80,25 @@ struct ServeCommand: AsyncParsableCommand {
             "PMS machine identifier for server:// references. Env PLEX_LIVETV_AUTHZ_MACHINE_ID. Default: read from PMS /identity."
     )
     var machineId: String?
-    @Option(parsing: .unconditional, help: "Token validation timeout. Env PLEX_LIVETV_AUTHZ_VALIDATION_TIMEOUT. Default 3s.")
+    @Option(
+        parsing: .unconditional, help: "Token validation timeout. Env PLEX_LIVETV_AUTHZ_VALIDATION_TIMEOUT. Default 3s."
+    )
     var validationTimeout: String?
-    @Option(parsing: .unconditional, help: "How long a valid token stays cached. Env PLEX_LIVETV_AUTHZ_CACHE_TTL. Default 5m.")
+    @Option(
+        parsing: .unconditional,
+        help: "How long a valid token stays cached. Env PLEX_LIVETV_AUTHZ_CACHE_TTL. Default 5m.")
     var cacheTTL: String?
     @Option(help: "Most tokens cached (least recently used evicted). Env PLEX_LIVETV_AUTHZ_CACHE_SIZE. Default 10000.")
     var cacheSize: String?
     @Option(help: "Failures that block a source. Env IPTV_TUNERR_PROXY_ABUSE_THRESHOLD. Default 5.")
     var abuseThreshold: String?
-    @Option(parsing: .unconditional, help: "Window the failures are counted in. Env IPTV_TUNERR_PROXY_ABUSE_WINDOW. Default 5m.")
+    @Option(
+        parsing: .unconditional,
+        help: "Window the failures are counted in. Env IPTV_TUNERR_PROXY_ABUSE_WINDOW. Default 5m.")
     var abuseWindow: String?
-    @Option(parsing: .unconditional, help: "How long a block lasts. Env IPTV_TUNERR_PROXY_ABUSE_BLOCK_DURATION. Default 30m.")
+    @Option(
+        parsing: .unconditional,
+        help: "How long a block lasts. Env IPTV_TUNERR_PROXY_ABUSE_BLOCK_DURATION. Default 30m.")
     var abuseBlockDuration: String?
     @Option(help: "JSON file keeping blocks across restarts (absolute path). Env IPTV_TUNERR_PROXY_ABUSE_STATE_FILE.")
     var abuseStateFile: String?
@@ -106,7 +114,9 @@ struct ServeCommand: AsyncParsableCommand {
             "Interval of the plexlabelproxy_audit_summary line; negative disables. Env IPTV_TUNERR_PROXY_AUDIT_SUMMARY_INTERVAL. Default 5m."
     )
     var auditSummaryInterval: String?
-    @Option(parsing: .unconditional, help: "Close keep-alive connections idle this long. Env PLEX_LIVETV_AUTHZ_IDLE_TIMEOUT. Default 60s.")
+    @Option(
+        parsing: .unconditional,
+        help: "Close keep-alive connections idle this long. Env PLEX_LIVETV_AUTHZ_IDLE_TIMEOUT. Default 60s.")
     var idleTimeout: String?
     @Option(help: "Most open connections. Env PLEX_LIVETV_AUTHZ_MAX_CONNECTIONS. Default 1024.")
     var maxConnections: String?
