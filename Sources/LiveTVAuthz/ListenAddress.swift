@@ -1,4 +1,5 @@
 import Foundation
+import LiveTVAuthzCore
 
 /// Where the service listens.
 public enum ListenAddress: Sendable, Hashable, CustomStringConvertible {
@@ -34,13 +35,7 @@ public enum ListenAddress: Sendable, Hashable, CustomStringConvertible {
     public var isLocal: Bool {
         switch self {
         case .unix: return true
-        case .tcp(let host, _): return AddressRules.isLoopback(host)
+        case .tcp(let host, _): return PeerAddress.isLoopback(host)
         }
-    }
-}
-
-public enum AddressRules {
-    public static func isLoopback(_ host: String) -> Bool {
-        host == "::1" || host == "localhost" || host.hasPrefix("127.") || host == "::ffff:127.0.0.1"
     }
 }

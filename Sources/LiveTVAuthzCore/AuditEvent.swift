@@ -57,18 +57,10 @@ public struct AuditEvent: Sendable {
     /// `%`, DEL and non-ASCII. An empty value is written as `-`.
     public static func escapeToken(_ bytes: some Collection<UInt8>) -> String {
         guard !bytes.isEmpty else { return "-" }
-        var output: [UInt8] = []
-        output.reserveCapacity(bytes.count)
-        for byte in bytes {
-            if byte > 0x20, byte < 0x7F, byte != 0x22, byte != 0x5C, byte != 0x25 {
-                output.append(byte)
-            } else {
-                output.append(0x25)
-                output.append(ASCII.hexDigits[Int(byte >> 4)])
-                output.append(ASCII.hexDigits[Int(byte & 0x0F)])
-            }
+        let escaped = PercentEscaping.escape(bytes) {
+            !($0 > 0x20 && $0 < 0x7F && $0 != 0x22 && $0 != 0x5C && $0 != 0x25)
         }
-        return String(decoding: output, as: UTF8.self)
+        return String(decoding: escaped, as: UTF8.self)
     }
 
     /// A double-quoted value with `"`, `\` and control bytes escaped.

@@ -128,18 +128,50 @@ enum PercentDecoding {
     /// Percent-encodes everything but RFC 3986 unreserved characters, so a value can be put into a query
     /// string or a header without changing its meaning or splitting anything.
     static func encodeComponent(_ value: some Collection<UInt8>) -> [UInt8] {
-        var output: [UInt8] = []
-        output.reserveCapacity(value.count)
-        for byte in value {
+        PercentEscaping.escape(value) { byte in
             switch byte {
-            case 0x41...0x5A, 0x61...0x7A, 0x30...0x39, 0x2D, 0x2E, 0x5F, 0x7E:
-                output.append(byte)
-            default:
+            case 0x41...0x5A, 0x61...0x7A, 0x30...0x39, 0x2D, 0x2E, 0x5F, 0x7E: return false
+            default: return true
+            }
+        }
+    }
+}
+
+/// Percent-escaping of chosen bytes: the one encoder behind token rewriting, audit paths and decision headers.
+public enum PercentEscaping {
+    /// `bytes` with every byte for which `shouldEscape` holds written as `%XX` (upper-case hex).
+    public static func escape(_ bytes: some Collection<UInt8>, where shouldEscape: (UInt8) -> Bool) -> [UInt8] {
+        var output: [UInt8] = []
+        output.reserveCapacity(bytes.count)
+        for byte in bytes {
+            if shouldEscape(byte) {
                 output.append(0x25)
                 output.append(ASCII.hexDigits[Int(byte >> 4)])
                 output.append(ASCII.hexDigits[Int(byte & 0x0F)])
+            } else {
+                output.append(byte)
             }
         }
         return output
+    }
+
+    /// The same for a string; returns it unchanged (no copy) when nothing needs escaping.
+    public static func escape(_ text: String, where shouldEscape: (UInt8) -> Bool) -> String {
+        guard text.utf8.contains(where: shouldEscape) else { return text }
+        return String(decoding: escape(text.utf8, where: shouldEscape), as: UTF8.self)
+    }
+}
+
+/// Comparisons with secrets (the owner token, the frontend key).
+public enum ConstantTime {
+    /// Equality whose time depends only on the lengths, not on where the bytes differ.
+    public static func equals(_ a: some Collection<UInt8>, _ b: some Collection<UInt8>) -> Bool {
+        let left = Array(a)
+        let right = Array(b)
+        var difference = UInt8(truncatingIfNeeded: left.count ^ right.count)
+        for index in 0..<max(left.count, right.count) {
+            difference |= (index < left.count ? left[index] : 0) ^ (index < right.count ? right[index] : 0xFF)
+        }
+        return difference == 0
     }
 }

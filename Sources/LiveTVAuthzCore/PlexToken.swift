@@ -34,13 +34,7 @@ public struct PlexToken: Sendable, Hashable, CustomStringConvertible, CustomDebu
     /// Equality whose time does not depend on where two tokens of equal length differ, for comparisons
     /// with the owner token (`==` may stop at the first differing byte).
     public func constantTimeEquals(_ other: PlexToken) -> Bool {
-        let a = Array(value.utf8)
-        let b = Array(other.value.utf8)
-        var difference = UInt8(truncatingIfNeeded: a.count ^ b.count)
-        for index in 0..<max(a.count, b.count) {
-            difference |= (index < a.count ? a[index] : 0) ^ (index < b.count ? b[index] : 0xFF)
-        }
-        return difference == 0
+        ConstantTime.equals(value.utf8, other.value.utf8)
     }
 
     public var description: String { fingerprint }

@@ -16,11 +16,11 @@ public struct SourceIdentity: Sendable, Hashable, CustomStringConvertible {
     public static let unknownAddress = "unknown"
 
     public init(address: String, forwardedForCount: Int, cfConnectingIP: Bool) {
-        let normalised = Self.normalise(address)
+        let normalised = PeerAddress.normalise(address)
         self.fingerprint = Fingerprint.of(normalised)
         self.forwardedForCount = forwardedForCount
         self.cfConnectingIP = cfConnectingIP
-        self.isLoopback = Self.isLoopback(normalised)
+        self.isLoopback = PeerAddress.isLoopback(normalised: normalised)
     }
 
     /// Derives the source of a request under the trust rules:
@@ -45,7 +45,7 @@ public struct SourceIdentity: Sendable, Hashable, CustomStringConvertible {
         }
         let forwardedForCount = chain.count
         if let reported = peer.reportedClientAddress?.trimmingASCIIWhitespace(), !reported.isEmpty,
-            chain.last.map(normalise) != normalise(reported)
+            chain.last.map(PeerAddress.normalise) != PeerAddress.normalise(reported)
         {
             chain.append(reported)
         }
@@ -53,24 +53,27 @@ public struct SourceIdentity: Sendable, Hashable, CustomStringConvertible {
             return SourceIdentity(
                 address: peer.connectionAddress ?? unknownAddress, forwardedForCount: 0, cfConnectingIP: false)
         }
-        guard isLoopback(normalise(direct)) else {
+        guard PeerAddress.isLoopback(normalised: PeerAddress.normalise(direct)) else {
             return SourceIdentity(address: direct, forwardedForCount: forwardedForCount, cfConnectingIP: false)
         }
         let leftHops = chain.dropLast()
         if let cf = request.firstHeader("cf-connecting-ip")?.trimmingASCIIWhitespace(), !cf.isEmpty,
-            leftHops.last.map({ isLoopback(normalise($0)) }) ?? true
+            leftHops.last.map({ PeerAddress.isLoopback(normalised: PeerAddress.normalise($0)) }) ?? true
         {
             return SourceIdentity(address: cf, forwardedForCount: forwardedForCount, cfConnectingIP: true)
         }
-        if let hop = leftHops.last(where: { !isLoopback(normalise($0)) }) {
+        if let hop = leftHops.last(where: { !PeerAddress.isLoopback(normalised: PeerAddress.normalise($0)) }) {
             return SourceIdentity(address: hop, forwardedForCount: forwardedForCount, cfConnectingIP: false)
         }
         return SourceIdentity(address: direct, forwardedForCount: forwardedForCount, cfConnectingIP: false)
     }
+}
 
+/// Address rules shared by source identity and the listeners' peer checks: one notion of loopback.
+public enum PeerAddress {
     /// Lower-cased, brackets and a trailing port removed (`[::1]:80` → `::1`, `1.2.3.4:5` → `1.2.3.4`),
     /// IPv4-mapped IPv6 reduced to IPv4, so one client has one fingerprint however a hop wrote it.
-    static func normalise(_ address: String) -> String {
+    public static func normalise(_ address: String) -> String {
         var text = address.trimmingASCIIWhitespace().lowercased()
         if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
             text = String(text[text.index(after: text.startIndex)..<close])
@@ -81,11 +84,16 @@ public struct SourceIdentity: Sendable, Hashable, CustomStringConvertible {
         return text
     }
 
-    /// `127.0.0.0/8`, `::1`, `localhost`, and a Unix socket peer.
-    static func isLoopback(_ normalised: String) -> Bool {
+    /// `127.0.0.0/8`, `::1`, `localhost`, and a Unix socket peer, for an already normalised address.
+    static func isLoopback(normalised: String) -> Bool {
         if normalised == "::1" || normalised == "localhost" || normalised.hasPrefix("unix:") { return true }
         let octets = normalised.split(separator: ".", omittingEmptySubsequences: false)
         return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
+    }
+
+    /// Whether an address as a peer or a hop wrote it (`127.0.0.1`, `[::1]:80`, `::ffff:127.0.0.1`) is loopback.
+    public static func isLoopback(_ address: String) -> Bool {
+        isLoopback(normalised: normalise(address))
     }
 }
 

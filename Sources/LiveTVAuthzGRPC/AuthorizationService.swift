@@ -79,7 +79,7 @@ public struct EnvoyAuthorizationService: Envoy_Service_Auth_V3_Authorization.Ser
         if host.hasPrefix("%5B") {
             host = host.replacingOccurrences(of: "%5B", with: "").replacingOccurrences(of: "%5D", with: "")
         }
-        return AddressRules.isLoopback(host) || allowed.contains(host)
+        return PeerAddress.isLoopback(host) || allowed.contains(host)
     }
 }
 

@@ -13,19 +13,14 @@ public struct WireRequest: Sendable {
     public var body: [UInt8]
     /// The body was longer than the inspection limit and was not kept.
     public var bodyTooLarge: Bool
-    /// The connection's peer address (`nil` for a Unix socket).
-    public var connectionAddress: String?
 
-    public init(
-        method: String, uri: String, headers: HTTPHeaders, body: [UInt8] = [], bodyTooLarge: Bool = false,
-        connectionAddress: String? = nil
-    ) {
+    /// The connection's own peer address is added by `DecisionService`, which knows the transport.
+    public init(method: String, uri: String, headers: HTTPHeaders, body: [UInt8] = [], bodyTooLarge: Bool = false) {
         self.method = method
         self.uri = uri
         self.headers = headers
         self.body = body
         self.bodyTooLarge = bodyTooLarge
-        self.connectionAddress = connectionAddress
     }
 }
 
@@ -61,7 +56,7 @@ public enum NginxAdapter {
         return AuthzRequest(
             method: method, target: target, headers: clientHeaders(wire.headers),
             body: declaredBody(wire.headers),
-            peer: PeerFacts(trustedFrontend: true, connectionAddress: wire.connectionAddress))
+            peer: PeerFacts(trustedFrontend: true))
     }
 }
 
@@ -83,7 +78,7 @@ public enum ForwardAuthAdapter {
         }
         return AuthzRequest(
             method: method, target: target, headers: clientHeaders(wire.headers), body: body,
-            peer: PeerFacts(trustedFrontend: true, connectionAddress: wire.connectionAddress))
+            peer: PeerFacts(trustedFrontend: true))
     }
 }
 
@@ -108,7 +103,7 @@ public enum EnvoyHTTPAdapter {
         }
         return AuthzRequest(
             method: wire.method, target: target, headers: clientHeaders(wire.headers), body: body,
-            peer: PeerFacts(trustedFrontend: true, connectionAddress: wire.connectionAddress))
+            peer: PeerFacts(trustedFrontend: true))
     }
 }
 
@@ -175,17 +170,6 @@ public enum DecisionHeaders {
     /// `{` `}` (Caddy placeholders). Everything else, `%` included, is kept: the value is already a valid,
     /// encoded request-target.
     public static func headerSafe(_ value: String) -> String {
-        guard value.utf8.contains(where: { $0 <= 0x20 || $0 >= 0x7F || $0 == 0x7B || $0 == 0x7D }) else { return value }
-        var output: [UInt8] = []
-        for byte in value.utf8 {
-            if byte <= 0x20 || byte >= 0x7F || byte == 0x7B || byte == 0x7D {
-                output.append(0x25)
-                output.append(Array("0123456789ABCDEF".utf8)[Int(byte >> 4)])
-                output.append(Array("0123456789ABCDEF".utf8)[Int(byte & 0x0F)])
-            } else {
-                output.append(byte)
-            }
-        }
-        return String(decoding: output, as: UTF8.self)
+        PercentEscaping.escape(value) { $0 <= 0x20 || $0 >= 0x7F || $0 == 0x7B || $0 == 0x7D }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import LiveTVAuthz
+import LiveTVAuthzCore
 import Logging
 import NIOCore
 import NIOExtras
@@ -128,7 +129,7 @@ public final class AuthzServer: Service, Sendable {
                     let remote = channel.remoteAddress?.ipAddress
                     if !isUnix {
                         // TCP: loopback always; anything else only when allow-listed.
-                        guard let remote, AddressRules.isLoopback(remote) || settings.allowedFrontends.contains(remote)
+                        guard let remote, PeerAddress.isLoopback(remote) || settings.allowedFrontends.contains(remote)
                         else {
                             logger.warning("refused a TCP connection from a peer that is not an allowed frontend")
                             channel.close(promise: nil)
@@ -402,8 +403,7 @@ final class DecisionRequestHandler: ChannelInboundHandler {
             self.head = nil
             let wire = WireRequest(
                 method: head.method.rawValue, uri: head.uri, headers: head.headers, body: body,
-                bodyTooLarge: bodyTooLarge,
-                connectionAddress: nil)
+                bodyTooLarge: bodyTooLarge)
             body = []
             let keepAlive = isHTTP2 || head.isKeepAlive
             let isHead = head.method == .HEAD

@@ -46,14 +46,7 @@ public struct FrontendKey: Sendable {
     /// Constant-time in the length of the presented value (and of the key).
     public func matches(_ presented: String?) -> Bool {
         guard let presented else { return false }
-        let other = Array(presented.utf8)
-        var difference = UInt8(truncatingIfNeeded: other.count ^ bytes.count)
-        for index in 0..<max(other.count, bytes.count) {
-            let a = index < bytes.count ? bytes[index] : 0
-            let b = index < other.count ? other[index] : 0xFF
-            difference |= a ^ b
-        }
-        return difference == 0
+        return ConstantTime.equals(bytes, presented.utf8)
     }
 }
 

@@ -93,6 +93,15 @@ struct SourceIdentityTests {
         #expect(!SourceIdentity(address: "127.0.0.1.evil", forwardedForCount: 0, cfConnectingIP: false).isLoopback)
     }
 
+    @Test(arguments: [
+        ("127.0.0.1", true), ("127.9.8.7", true), ("[::1]:8080", true), ("::1", true), ("::ffff:127.0.0.1", true),
+        ("localhost", true), ("127.evil.example", false), ("127.0.0.1.evil", false), ("128.0.0.1", false),
+        ("203.0.113.9", false), ("", false),
+    ])
+    func oneNotionOfLoopbackForPeersAndHops(_ address: String, _ expected: Bool) {
+        #expect(PeerAddress.isLoopback(address) == expected)
+    }
+
     @Test func descriptionIsTheFingerprintOnly() {
         let source = SourceIdentity(address: "203.0.113.9", forwardedForCount: 1, cfConnectingIP: false)
         #expect("\(source)" == fp("203.0.113.9"))
