@@ -84,9 +84,10 @@ public enum PeerAddress {
         return text
     }
 
-    /// `127.0.0.0/8`, `::1`, `localhost`, and a Unix socket peer, for an already normalised address.
+    /// `127.0.0.0/8`, `::1` and `localhost`, for an already normalised address. (A Unix-socket peer has no
+    /// address: it never reaches here.)
     static func isLoopback(normalised: String) -> Bool {
-        if normalised == "::1" || normalised == "localhost" || normalised.hasPrefix("unix:") { return true }
+        if normalised == "::1" || normalised == "localhost" { return true }
         let octets = normalised.split(separator: ".", omittingEmptySubsequences: false)
         return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
     }
