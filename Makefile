@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN := .build/debug/plex-livetv-authz
 
-.PHONY: all build demo peers test test-swift test-cli test-interop generate bench bench-core bench-server format clean
+.PHONY: all build demo peers test test-swift test-cli test-interop generate docs bench bench-core bench-server format clean
 
 all: build
 
@@ -35,6 +35,10 @@ test-interop: build
 ## generate: regenerate the committed Envoy gRPC code from Protos/ (builds the protoc plugins; not in CI)
 generate:
 	bash scripts/generate-protos.sh
+
+## docs: regenerate docs/configuration.md from the settings table (a test fails when it is stale)
+docs: build
+	$(BIN) settings --markdown > docs/configuration.md
 
 ## bench: every benchmark (core decisions, then load against the release server); figures in docs/benchmarks.md
 bench: bench-core bench-server

@@ -3,7 +3,6 @@ import PackageDescription
 
 let package = Package(
     name: "plex-livetv-authz",
-    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "plex-livetv-authz", targets: ["plex-livetv-authz"]),
         .executable(name: "fake-pms", targets: ["fake-pms"]),
@@ -31,7 +30,8 @@ let package = Package(
             name: "LiveTVAuthzCore",
             dependencies: [.product(name: "Crypto", package: "swift-crypto")]
         ),
-        // Runtime: validation, state, audit sink, configuration. Foundation is fine here, NIO is not needed yet.
+        // Runtime: settings, frontend trust, guard (validation, state), audit sink, lifecycle services. Uses
+        // NIOCore/NIOHTTP1 only through AsyncHTTPClient's types for PMS calls.
         .target(
             name: "LiveTVAuthz",
             dependencies: [
@@ -79,13 +79,29 @@ let package = Package(
             ],
             exclude: ["Generated/VERSIONS.txt"]
         ),
+        // The composition root: the whole service graph from a Configuration and injectable dependencies.
+        // Its own module because the runtime cannot import the listener modules that import it.
+        .target(
+            name: "LiveTVAuthzApp",
+            dependencies: [
+                "LiveTVAuthz",
+                "LiveTVAuthzCore",
+                "LiveTVAuthzHTTP",
+                "LiveTVAuthzGRPC",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "plex-livetv-authz",
             dependencies: [
                 "LiveTVAuthzCore",
                 "LiveTVAuthz",
-                "LiveTVAuthzHTTP",
-                "LiveTVAuthzGRPC",
+                "LiveTVAuthzApp",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -122,11 +138,16 @@ let package = Package(
             path: "Benchmarks/CoreBenchmark"
         ),
         .testTarget(name: "LiveTVAuthzCoreTests", dependencies: ["LiveTVAuthzCore"]),
-        .testTarget(name: "LiveTVAuthzTests", dependencies: ["LiveTVAuthz", "LiveTVAuthzCore", "FakePMS"]),
+        .testTarget(
+            name: "LiveTVAuthzTests",
+            dependencies: [
+                "LiveTVAuthz", "LiveTVAuthzApp", "LiveTVAuthzCore", "FakePMS",
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]),
         .testTarget(
             name: "LiveTVAuthzHTTPTests",
             dependencies: [
-                "LiveTVAuthzHTTP", "LiveTVAuthzGRPC", "LiveTVAuthz", "LiveTVAuthzCore", "FakePMS",
+                "LiveTVAuthzHTTP", "LiveTVAuthzGRPC", "LiveTVAuthzApp", "LiveTVAuthz", "LiveTVAuthzCore", "FakePMS",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),

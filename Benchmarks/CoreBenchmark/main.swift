@@ -17,7 +17,9 @@ var seen = Set<String>()
 var requests: [AuthzRequest] = []
 for line in text.split(separator: "\n") {
     guard let request = try? Explainer.parseRequest(String(line)) else { continue }
-    if seen.insert(request.method + " " + request.target).inserted, requests.count < 50 { requests.append(request) }
+    if seen.insert(request.method + " " + request.target.wire).inserted, requests.count < 50 {
+        requests.append(request)
+    }
 }
 precondition(requests.count == 50, "the fixture must hold 50 distinct requests, found \(requests.count)")
 
@@ -27,12 +29,17 @@ let classifier = LiveTVClassifier(
         machineIdentifier: "4f3c9a1e7b2d8c6f0a5e9d3b1c7f2a8e6d4b0c9f", pmsAuthority: "127.0.0.1:32400"))
 let owner = PlexToken("ownr0000000000000000")!
 
+/// The raw facts an adapter starts from: parsing the target is part of every decision.
+let raw = requests.map { (method: $0.method, target: $0.target.bytes, headers: $0.headers, body: $0.body) }
+
 @inline(never)
 func decideAll(_ requests: [AuthzRequest]) -> Int {
     var elevated = 0
-    for request in requests {
-        let decision = AuthzDecision.make(
-            classifier.classify(request), tokenValid: true, ownerToken: owner, outcome: nil)
+    for request in raw {
+        let parsed = AuthzRequest(
+            method: request.method, target: RequestTarget(bytes: request.target), headers: request.headers,
+            body: request.body)
+        let decision = AuthzDecision.assumingValidToken(classifier.classify(parsed), ownerToken: owner)
         if decision.elevate { elevated &+= 1 }
     }
     return elevated

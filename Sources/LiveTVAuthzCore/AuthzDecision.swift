@@ -3,8 +3,8 @@ public enum UpstreamRewrite {
     /// The original target with every `X-Plex-Token` query value (exact name) replaced by `token`,
     /// percent-encoded; every other byte (order, encoding, other parameters) unchanged. A bare
     /// `X-Plex-Token` without `=` gets one, so no carrier is left holding anything but `token`.
-    public static func replacingQueryTokens(in target: RequestTarget, with token: PlexToken) -> String {
-        guard target.hasQuery else { return target.original }
+    public static func replacingQueryTokens(in target: RequestTarget, with token: PlexToken) -> [UInt8] {
+        guard target.hasQuery else { return target.bytes }
         let encoded = PercentDecoding.encodeComponent(token.value.utf8)
         var output: [UInt8] = []
         output.reserveCapacity(target.bytes.count + encoded.count)
@@ -17,31 +17,47 @@ public enum UpstreamRewrite {
             copied = component.end
         }
         output.append(contentsOf: target.bytes[copied...])
-        return String(decoding: output, as: UTF8.self)
+        return output
     }
 }
 
-/// The final answer about one request.
+/// What proves that an inbound token may borrow the owner token. An elevation cannot be made without one.
+public enum TokenProof: Sendable, Hashable {
+    /// PMS answered 2xx for this token on `/library/sections` (now, or within the positive cache's TTL).
+    case pmsValidated
+    /// The inbound token is the owner's own (compared in constant time): nothing is borrowed.
+    case ownerToken
+    /// `explain` without `--pms-url`: the token is *assumed* valid to show what the rules would do. The
+    /// service never produces this proof.
+    case assumedForExplain
+}
+
+/// The final answer about one request. Immutable: only the core's factories make one, and an elevation
+/// needs a `TokenProof`, so no later layer can turn a denial into an elevation.
 public struct AuthzDecision: Sendable {
     /// Whether the frontend sends the owner token upstream.
-    public var elevate: Bool
+    public let elevate: Bool
     /// The rule that decided (see `ElevationRule`).
-    public var rule: ElevationRule
+    public let rule: ElevationRule
     /// The audit outcome, for elevation candidates only (`nil` means: no audit line).
-    public var outcome: AuditOutcome?
-    /// The service rejects the request (HTTP 403): a blocked source on a candidate. Never set by `make`.
-    public var rejected: Bool = false
-    /// The request-target to forward: the original, with token values replaced when elevated.
-    public var upstreamTarget: String
+    public let outcome: AuditOutcome?
+    /// The service rejects the request (HTTP 403): a blocked source on a candidate.
+    public let rejected: Bool
+    /// What proved the token, for an elevation; `nil` otherwise.
+    public let proof: TokenProof?
+    /// The request-target to forward, as it travels in a header (ASCII; unsafe bytes percent-escaped):
+    /// the original, with token values replaced when elevated.
+    public let upstreamTarget: String
     /// The token to send upstream in the `X-Plex-Token` header: the owner's when elevated, else the
     /// inbound token, else none (the header is removed).
-    public var upstreamToken: PlexToken?
+    public let upstreamToken: PlexToken?
+    /// The classification the decision rests on.
+    public let classification: Classification
+    /// A reason set by the guard (validation outcome), replacing the classifier's.
+    private let reasonOverride: String?
+
     /// Why, in words (built on demand: the hot path never formats text).
     public var reason: String { reasonOverride ?? classification.reason.description }
-    /// A reason set by the guard (validation outcome), replacing the classifier's.
-    public var reasonOverride: String?
-    /// The classification the decision rests on.
-    public var classification: Classification
 
     /// The query string the frontend must install (`?` + query, or just `?`), for Caddy 2.6.2's rewrite.
     public var upstreamQuery: String {
@@ -49,29 +65,49 @@ public struct AuthzDecision: Sendable {
         return String(upstreamTarget[mark...])
     }
 
-    /// The decision for a classified request, given what token validation said about it.
-    ///
-    /// `tokenValid` is the only way in to an elevation: the caller must have proven the inbound token
-    /// against this PMS (or matched it to the owner token). Everything else preserves the request.
-    public static func make(
-        _ classification: Classification, tokenValid: Bool, ownerToken: PlexToken, outcome: AuditOutcome?,
-        reason: String? = nil
-    ) -> AuthzDecision {
-        let elevate = classification.mayElevate && tokenValid
-        let target: String
-        if elevate {
-            target = UpstreamRewrite.replacingQueryTokens(in: classification.target, with: ownerToken)
+    private init(
+        classification: Classification, proof: TokenProof?, ownerToken: PlexToken?, outcome: AuditOutcome?,
+        rejected: Bool, reason: String?
+    ) {
+        // A rejection never elevates, and nothing elevates without a proof and a candidate with a token.
+        let owner = rejected || !classification.mayElevate ? nil : proof.flatMap { _ in ownerToken }
+        let elevate = owner != nil
+        self.elevate = elevate
+        self.rule = classification.rule
+        self.outcome = outcome
+        self.rejected = rejected
+        self.proof = elevate ? proof : nil
+        self.classification = classification
+        self.reasonOverride = reason
+        if let owner {
+            upstreamTarget = PercentEscaping.headerSafe(
+                UpstreamRewrite.replacingQueryTokens(in: classification.target, with: owner))
+            upstreamToken = owner
         } else {
-            target = classification.target.original
+            upstreamTarget = classification.target.wire
+            upstreamToken = classification.token.token
         }
-        return AuthzDecision(
-            elevate: elevate,
-            rule: classification.rule,
-            outcome: outcome,
-            upstreamTarget: target,
-            upstreamToken: elevate ? ownerToken : classification.token.token,
-            reasonOverride: reason,
-            classification: classification)
+    }
+
+    /// The decision the guard's policy reached for a classified request.
+    public init(_ classification: Classification, judgement: GuardJudgement, ownerToken: PlexToken) {
+        self.init(
+            classification: classification, proof: judgement.proof, ownerToken: ownerToken,
+            outcome: judgement.outcome, rejected: judgement.rejected, reason: judgement.reason)
+    }
+
+    /// The inbound token preserved: no elevation, no rejection, no audit.
+    public static func preserving(_ classification: Classification) -> AuthzDecision {
+        AuthzDecision(
+            classification: classification, proof: nil, ownerToken: nil, outcome: nil,
+            rejected: false, reason: nil)
+    }
+
+    /// What the rules would decide if the inbound token were valid (`explain` without a PMS).
+    public static func assumingValidToken(_ classification: Classification, ownerToken: PlexToken) -> AuthzDecision {
+        AuthzDecision(
+            classification: classification, proof: .assumedForExplain, ownerToken: ownerToken, outcome: nil,
+            rejected: false, reason: nil)
     }
 }
 

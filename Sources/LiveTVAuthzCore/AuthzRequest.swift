@@ -59,8 +59,8 @@ public struct PeerFacts: Sendable, Hashable {
 public struct AuthzRequest: Sendable, Hashable {
     /// The method exactly as sent (case-sensitive).
     public var method: String
-    /// The raw request-target (path plus optional query), never normalised.
-    public var target: String
+    /// The raw request-target (path plus optional query) as bytes, never normalised, parsed once.
+    public var target: RequestTarget
     /// The original request's header fields in order.
     public var headers: [HTTPField]
     /// The original request's body, as far as the service knows it.
@@ -70,6 +70,13 @@ public struct AuthzRequest: Sendable, Hashable {
 
     public init(
         method: String, target: String, headers: [HTTPField] = [], body: RequestBody = .none,
+        peer: PeerFacts = PeerFacts(trustedFrontend: false)
+    ) {
+        self.init(method: method, target: RequestTarget(target), headers: headers, body: body, peer: peer)
+    }
+
+    public init(
+        method: String, target: RequestTarget, headers: [HTTPField] = [], body: RequestBody = .none,
         peer: PeerFacts = PeerFacts(trustedFrontend: false)
     ) {
         self.method = method

@@ -87,56 +87,6 @@ extension ArraySlice where Element == UInt8 {
     }
 }
 
-/// Percent-decoding as the rules define it.
-@usableFromInline
-enum PercentDecoding {
-    /// `path` keeps `+`; `form` turns `+` into a space (query and form-body values).
-    @usableFromInline
-    enum Style: Sendable { case path, form }
-
-    /// Whether a decoding round could change the bytes at all.
-    @inlinable
-    static func mayChange(_ input: some Collection<UInt8>, style: Style) -> Bool {
-        input.contains { $0 == 0x25 || (style == .form && $0 == 0x2B) }
-    }
-
-    /// One decoding round. `nil` when the input holds a malformed escape (`%zz`, a lone `%`).
-    static func decodeOnce(_ input: some Collection<UInt8>, style: Style) -> [UInt8]? {
-        let bytes = Array(input)
-        var output: [UInt8] = []
-        output.reserveCapacity(bytes.count)
-        var index = 0
-        while index < bytes.count {
-            let byte = bytes[index]
-            if byte == 0x25 {
-                guard index + 2 < bytes.count, let high = ASCII.hexValue(bytes[index + 1]),
-                    let low = ASCII.hexValue(bytes[index + 2])
-                else { return nil }
-                output.append(high << 4 | low)
-                index += 3
-            } else if byte == 0x2B, style == .form {
-                output.append(0x20)
-                index += 1
-            } else {
-                output.append(byte)
-                index += 1
-            }
-        }
-        return output
-    }
-
-    /// Percent-encodes everything but RFC 3986 unreserved characters, so a value can be put into a query
-    /// string or a header without changing its meaning or splitting anything.
-    static func encodeComponent(_ value: some Collection<UInt8>) -> [UInt8] {
-        PercentEscaping.escape(value) { byte in
-            switch byte {
-            case 0x41...0x5A, 0x61...0x7A, 0x30...0x39, 0x2D, 0x2E, 0x5F, 0x7E: return false
-            default: return true
-            }
-        }
-    }
-}
-
 /// Percent-escaping of chosen bytes: the one encoder behind token rewriting, audit paths and decision headers.
 public enum PercentEscaping {
     /// `bytes` with every byte for which `shouldEscape` holds written as `%XX` (upper-case hex).
@@ -153,6 +103,19 @@ public enum PercentEscaping {
             }
         }
         return output
+    }
+
+    /// Bytes that may not appear raw in a decision header value (elevation-rules §6, decision contract):
+    /// controls, space, DEL, non-ASCII, and `{` `}` (Caddy placeholders).
+    @inlinable
+    public static func isHeaderUnsafe(_ byte: UInt8) -> Bool {
+        byte <= 0x20 || byte >= 0x7F || byte == 0x7B || byte == 0x7D
+    }
+
+    /// `bytes` as a header-safe string: everything `isHeaderUnsafe` percent-escaped; `%` and every other
+    /// byte kept, because the value is already an encoded request-target.
+    public static func headerSafe(_ bytes: some Collection<UInt8>) -> String {
+        String(decoding: escape(bytes, where: isHeaderUnsafe), as: UTF8.self)
     }
 
     /// The same for a string; returns it unchanged (no copy) when nothing needs escaping.

@@ -35,36 +35,26 @@ public struct LiveTVReferenceMatcher: Sendable, Hashable {
     /// reference. Fine print 1: the first decoding layer that starts with a Live TV prefix decides; later
     /// layers never rescue it.
     public func isReference(_ value: some Collection<UInt8>) -> Bool {
-        var layer = Array(value)
-        var round = 0
-        while true {
-            if let candidate = stripPrefixes(layer[...]) {
-                switch candidate {
-                case .path(let rest): return PathSafety.check(slice: rest.prefix { $0 != 0x3F }) == nil
-                case .guid(let afterScheme): return Self.isCleanGuidRemainder(afterScheme)
-                }
+        // §5: the value, then up to four decoding rounds (form style); the first layer that starts with a
+        // Live TV prefix decides.
+        let layers = PercentDecoding.layers(
+            of: Array(value)[...], style: .form, depth: .rounds(Self.maximumDecodingRounds))
+        for (_, layer) in layers {
+            guard let candidate = stripPrefixes(layer) else { continue }
+            switch candidate {
+            case .path(let rest): return PathSafety.check(slice: rest.prefix { $0 != 0x3F }) == nil
+            case .guid(let afterScheme): return Self.isCleanGuidRemainder(afterScheme)
             }
-            guard round < Self.maximumDecodingRounds, PercentDecoding.mayChange(layer, style: .form),
-                let next = PercentDecoding.decodeOnce(layer, style: .form), next != layer
-            else { return false }
-            layer = next
-            round += 1
         }
+        return false
     }
 
     /// The Referer rule (`root-referer`): a case-insensitive search for a Live TV marker in the value and
     /// after each of up to four decoding rounds (no form step first).
     public static func isLiveTVPage(_ referer: some Collection<UInt8>) -> Bool {
-        var layer = Array(referer)
-        var round = 0
-        while true {
-            if markers.contains(where: { layer.containsLowercased($0) }) { return true }
-            guard round < maximumDecodingRounds, PercentDecoding.mayChange(layer, style: .form),
-                let next = PercentDecoding.decodeOnce(layer, style: .form), next != layer
-            else { return false }
-            layer = next
-            round += 1
-        }
+        let layers = PercentDecoding.layers(
+            of: Array(referer)[...], style: .form, depth: .rounds(maximumDecodingRounds))
+        return layers.contains { layer in markers.contains { layer.bytes.containsLowercased($0) } }
     }
 
     enum Candidate {
@@ -132,31 +122,14 @@ public struct LiveTVReferenceMatcher: Sendable, Hashable {
     /// What follows a guid scheme: no dot-segment, no encoded `/` or `\`, no control byte, at this layer
     /// and every further decoding (form style, until it stops changing).
     static func isCleanGuidRemainder(_ remainder: ArraySlice<UInt8>) -> Bool {
-        var layer = Array(remainder)
-        while true {
+        // Fine print 1: every further decoding of the remainder (form style, uncapped) must stay clean.
+        for (_, layer) in PercentDecoding.layers(of: remainder, style: .form, depth: .untilStable) {
             if layer.contains(where: ASCII.isControl) { return false }
             if layer.split(separator: 0x2F, omittingEmptySubsequences: false).contains(where: PathSafety.isDotSegment) {
                 return false
             }
-            if hasEncodedSeparator(layer) { return false }
-            guard PercentDecoding.mayChange(layer, style: .form),
-                let next = PercentDecoding.decodeOnce(layer, style: .form), next != layer
-            else { return true }
-            layer = next
+            if PercentDecoding.hasEncodedSeparator(layer) { return false }
         }
-    }
-
-    private static func hasEncodedSeparator(_ layer: [UInt8]) -> Bool {
-        var index = 0
-        while index + 2 < layer.count {
-            if layer[index] == 0x25, let high = ASCII.hexValue(layer[index + 1]),
-                let low = ASCII.hexValue(layer[index + 2])
-            {
-                let decoded = high << 4 | low
-                if decoded == 0x2F || decoded == 0x5C { return true }
-            }
-            index += 1
-        }
-        return false
+        return true
     }
 }

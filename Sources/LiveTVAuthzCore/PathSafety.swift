@@ -47,18 +47,11 @@ public enum PathSafety {
     /// The same check on bytes already in an array (no copy unless the path holds escapes).
     public static func check(slice first: ArraySlice<UInt8>) -> UnsafePathReason? {
         guard first.first == 0x2F else { return .notOriginForm }
-        if let reason = checkLayer(first, depth: 0) { return reason }
-        guard first.contains(0x25) else { return nil }
-        var layer = Array(first)
-        var depth = 0
-        while true {
-            guard layer.contains(0x25), let next = PercentDecoding.decodeOnce(layer, style: .path), next != layer else {
-                return nil
-            }
-            layer = next
-            depth += 1
-            if let reason = checkLayer(layer[...], depth: depth) { return reason }
+        // §2: "any depth" is not capped; a malformed escape is itself a reason, found by `checkLayer`.
+        for (depth, layer) in PercentDecoding.layers(of: first, style: .path, depth: .untilStable) {
+            if let reason = checkLayer(layer, depth: depth) { return reason }
         }
+        return nil
     }
 
     /// The checks of one layer (no decoding).
@@ -80,10 +73,9 @@ public enum PathSafety {
             if byte == 0x5C { return .backslash(depth: depth) }
             if byte <= 0x20 || byte >= 0x7F { return .forbiddenByte(depth: depth) }
             if byte == 0x25 {
-                guard index + 2 < layer.endIndex, let high = ASCII.hexValue(layer[index + 1]),
-                    let low = ASCII.hexValue(layer[index + 2])
-                else { return .malformedEscape(depth: depth) }
-                let decoded = high << 4 | low
+                guard let decoded = PercentDecoding.escapedByte(layer, at: index) else {
+                    return .malformedEscape(depth: depth)
+                }
                 if decoded == 0x2F || decoded == 0x5C { return .encodedSeparator(depth: depth) }
             }
             index += 1

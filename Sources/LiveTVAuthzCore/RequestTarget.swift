@@ -14,15 +14,13 @@ public struct FormComponent: Sendable, Hashable {
 }
 
 /// A list of `name=value` pairs separated by `&`, kept as offsets so nothing is copied or re-encoded.
-public struct FormEncodedFields: Sendable {
+public struct FormEncodedFields: Sendable, Hashable {
     public let bytes: [UInt8]
-    public let base: Int
     public let components: [FormComponent]
 
     /// Splits `bytes[base...]` on `&`. Empty components (`&&`) are skipped.
     public init(bytes: [UInt8], from base: Int) {
         self.bytes = bytes
-        self.base = base
         self.components = bytes.withUnsafeBufferPointer { buffer in
             var components: [FormComponent] = []
             guard base < buffer.count else { return components }
@@ -81,24 +79,37 @@ public struct FormEncodedFields: Sendable {
     }
 }
 
-/// The raw request-target split once into path and query, with no normalisation at all.
-public struct RequestTarget: Sendable {
-    /// The target exactly as received.
-    public let original: String
+/// The raw request-target split once into path and query, with no normalisation at all. The target is
+/// bytes (elevation-rules §6): a byte that is not valid UTF-8 is kept as it is, never replaced.
+public struct RequestTarget: Sendable, Hashable, CustomStringConvertible {
     /// The target's bytes exactly as received.
     public let bytes: [UInt8]
     /// Offset of the first `?`, or `bytes.count` when there is no query.
     public let pathEnd: Int
     /// The query's components (empty when there is no query).
     public let query: FormEncodedFields
+    /// The target as it travels in a header value: every byte outside the header-safe set percent-escaped
+    /// (`%FF`), so no byte is ever replaced by another character.
+    public let wire: String
 
     public init(_ target: String) {
-        let bytes = Array(target.utf8)
-        self.original = target
+        self.init(bytes: Array(target.utf8), text: target)
+    }
+
+    public init(bytes: [UInt8]) {
+        self.init(bytes: bytes, text: nil)
+    }
+
+    private init(bytes: [UInt8], text: String?) {
         self.bytes = bytes
         let pathEnd = bytes.firstIndex(of: 0x3F) ?? bytes.count
         self.pathEnd = pathEnd
         self.query = FormEncodedFields(bytes: bytes, from: min(pathEnd + 1, bytes.count))
+        if let text, !bytes.contains(where: PercentEscaping.isHeaderUnsafe) {
+            self.wire = text
+        } else {
+            self.wire = PercentEscaping.headerSafe(bytes)
+        }
     }
 
     /// The path bytes (before the first `?`).
@@ -107,6 +118,8 @@ public struct RequestTarget: Sendable {
     /// Whether the target has a `?` at all.
     public var hasQuery: Bool { pathEnd < bytes.count }
 
-    /// The query string without the `?` (empty when there is none).
-    public var rawQuery: ArraySlice<UInt8> { hasQuery ? bytes[(pathEnd + 1)...] : [] }
+    public var description: String { wire }
+
+    public static func == (lhs: RequestTarget, rhs: RequestTarget) -> Bool { lhs.bytes == rhs.bytes }
+    public func hash(into hasher: inout Hasher) { hasher.combine(bytes) }
 }

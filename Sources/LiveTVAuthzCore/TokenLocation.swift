@@ -94,13 +94,13 @@ public struct TokenLocation: Sendable, Hashable {
                 }
                 return exact ? .exact : .smuggled
             }
-            var layer = Array(buffer[component.start..<component.nameEnd])
-            while true {
-                if layer.equalsLowercased(lowercasedName) { return .smuggled }
-                guard layer.contains(0x25), let next = PercentDecoding.decodeOnce(layer, style: .path), next != layer
-                else { return .other }
-                layer = next
+            // Fine print 7: a name is decoded until it stops changing (`X%252DPlex%252DToken` is a carrier).
+            let name = Array(buffer[component.start..<component.nameEnd])[...]
+            for (_, layer) in PercentDecoding.layers(of: name, style: .path, depth: .untilStable)
+            where layer.equalsLowercased(lowercasedName) {
+                return .smuggled
             }
+            return .other
         }
     }
 

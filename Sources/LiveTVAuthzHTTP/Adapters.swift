@@ -1,28 +1,5 @@
 import Foundation
 import LiveTVAuthzCore
-import NIOHTTP1
-
-/// What a decision subrequest looked like on the wire, before any adapter reads it.
-public struct WireRequest: Sendable {
-    /// The subrequest's own method (nginx always sends GET; Envoy HTTP mode sends the client's).
-    public var method: String
-    /// The subrequest's own target (`/v1/nginx`, `/v1/envoy/livetv/dvrs?…`).
-    public var uri: String
-    public var headers: HTTPHeaders
-    /// The subrequest's body, if any was read (only Envoy HTTP mode sends one).
-    public var body: [UInt8]
-    /// The body was longer than the inspection limit and was not kept.
-    public var bodyTooLarge: Bool
-
-    /// The connection's own peer address is added by `DecisionService`, which knows the transport.
-    public init(method: String, uri: String, headers: HTTPHeaders, body: [UInt8] = [], bodyTooLarge: Bool = false) {
-        self.method = method
-        self.uri = uri
-        self.headers = headers
-        self.body = body
-        self.bodyTooLarge = bodyTooLarge
-    }
-}
 
 /// A subrequest that does not describe the original request: a frontend configuration error.
 public struct AdapterError: Error, Equatable, CustomStringConvertible {
@@ -51,10 +28,10 @@ public enum NginxAdapter {
         let method = try required(
             wire, "X-Original-Method", "nginx subrequest", hint: " (proxy_set_header X-Original-Method $request_method)"
         )
-        let target = try required(
+        let target = try requiredBytes(
             wire, "X-Original-URI", "nginx subrequest", hint: " (proxy_set_header X-Original-URI $request_uri)")
         return AuthzRequest(
-            method: method, target: target, headers: clientHeaders(wire.headers),
+            method: method, target: RequestTarget(bytes: target), headers: clientHeaders(wire.headers),
             body: declaredBody(wire.headers),
             peer: PeerFacts(trustedFrontend: true))
     }
@@ -67,17 +44,17 @@ public enum NginxAdapter {
 public enum ForwardAuthAdapter {
     public static func request(_ wire: WireRequest) throws(AdapterError) -> AuthzRequest {
         let method = try required(wire, "X-Forwarded-Method", "forward-auth subrequest")
-        let target = try required(wire, "X-Forwarded-Uri", "forward-auth subrequest")
+        let target = try requiredBytes(wire, "X-Forwarded-Uri", "forward-auth subrequest")
         var body = declaredBody(wire.headers)
         if body == .none,
             hasBody(
-                length: wire.headers.first(name: "Content-Length"),
-                encoding: wire.headers.first(name: "Transfer-Encoding"))
+                length: wire.headers.firstText("Content-Length"),
+                encoding: wire.headers.firstText("Transfer-Encoding"))
         {
             body = .unseen
         }
         return AuthzRequest(
-            method: method, target: target, headers: clientHeaders(wire.headers), body: body,
+            method: method, target: RequestTarget(bytes: target), headers: clientHeaders(wire.headers), body: body,
             peer: PeerFacts(trustedFrontend: true))
     }
 }
@@ -88,28 +65,37 @@ public enum EnvoyHTTPAdapter {
     public static let prefix = "/v1/envoy"
 
     public static func request(_ wire: WireRequest) throws(AdapterError) -> AuthzRequest {
-        guard wire.uri.hasPrefix(prefix) else { throw AdapterError(description: "not an Envoy check path") }
-        let target = String(wire.uri.dropFirst(prefix.count))
-        guard target.hasPrefix("/") else {
+        guard wire.target.starts(with: prefix.utf8) else {
+            throw AdapterError(description: "not an Envoy check path")
+        }
+        let target = Array(wire.target.dropFirst(prefix.utf8.count))
+        guard target.first == 0x2F else {
             throw AdapterError(description: "Envoy check without the original path (path_prefix must be /v1/envoy)")
         }
         let body: RequestBody
-        if wire.bodyTooLarge || wire.headers.first(name: "x-envoy-auth-partial-body") == "true" {
+        if wire.bodyTooLarge || wire.headers.firstText("x-envoy-auth-partial-body") == "true" {
             body = .unseen
         } else if !wire.body.isEmpty {
-            body = .seen(bytes: wire.body, contentType: wire.headers.first(name: "Content-Type"))
+            body = .seen(bytes: wire.body, contentType: wire.headers.firstText("Content-Type"))
         } else {
             body = declaredBody(wire.headers)
         }
         return AuthzRequest(
-            method: wire.method, target: target, headers: clientHeaders(wire.headers), body: body,
+            method: wire.method, target: RequestTarget(bytes: target), headers: clientHeaders(wire.headers), body: body,
             peer: PeerFacts(trustedFrontend: true))
     }
 }
 
 /// A header that describes the original request; its absence is a frontend configuration error.
 func required(_ wire: WireRequest, _ name: String, _ what: String, hint: String = "") throws(AdapterError) -> String {
-    guard let value = wire.headers.first(name: name), !value.isEmpty else {
+    String(decoding: try requiredBytes(wire, name, what, hint: hint), as: UTF8.self)
+}
+
+/// The same, as the bytes the frontend sent (the original target is bytes, never repaired).
+func requiredBytes(_ wire: WireRequest, _ name: String, _ what: String, hint: String = "") throws(AdapterError)
+    -> [UInt8]
+{
+    guard let value = wire.headers.first(name), !value.isEmpty else {
         throw AdapterError(description: "\(what) without \(name)\(hint)")
     }
     return value
@@ -117,23 +103,24 @@ func required(_ wire: WireRequest, _ name: String, _ what: String, hint: String 
 
 /// The client's own headers: everything but the service's control headers, in order; the client's
 /// `Connection` header restored from `X-Original-Connection` when the frontend passed it.
-func clientHeaders(_ headers: HTTPHeaders) -> [HTTPField] {
+func clientHeaders(_ headers: WireHeaders) -> [HTTPField] {
     var fields: [HTTPField] = []
-    fields.reserveCapacity(headers.count)
-    for (name, value) in headers where !ControlHeaders.names.contains(name.lowercased()) {
-        fields.append(HTTPField(name: name, value: value))
+    fields.reserveCapacity(headers.fields.count)
+    var connection: [String] = []
+    for field in headers.fields {
+        let lower = field.name.lowercased()
+        if lower == "x-original-connection" { connection.append(field.text) }
+        if !ControlHeaders.names.contains(lower) { fields.append(HTTPField(name: field.name, value: field.text)) }
     }
-    for value in headers[canonicalForm: "X-Original-Connection"] {
-        fields.append(HTTPField(name: "Connection", value: String(value)))
-    }
+    for value in connection { fields.append(HTTPField(name: "Connection", value: value)) }
     return fields
 }
 
 /// Body presence as declared by `X-Original-Content-Length` / `X-Original-Transfer-Encoding`.
-func declaredBody(_ headers: HTTPHeaders) -> RequestBody {
+func declaredBody(_ headers: WireHeaders) -> RequestBody {
     hasBody(
-        length: headers.first(name: "X-Original-Content-Length"),
-        encoding: headers.first(name: "X-Original-Transfer-Encoding"))
+        length: headers.firstText("X-Original-Content-Length"),
+        encoding: headers.firstText("X-Original-Transfer-Encoding"))
         ? .unseen : .none
 }
 
@@ -147,14 +134,16 @@ func hasBody(length: String?, encoding: String?) -> Bool {
 /// The answer headers of elevation-contract "Allow": always all of them, values header-safe.
 public enum DecisionHeaders {
     public static func allow(_ decision: AuthzDecision) -> [(String, String)] {
-        let token = decision.upstreamToken?.value ?? ""
+        // The target is already header-safe (`RequestTarget.wire`); a token is visible ASCII by
+        // construction (`PlexToken`), with `{` `}` escaped for Caddy's placeholders.
+        let token = PercentEscaping.escape(decision.upstreamToken?.value ?? "", where: PercentEscaping.isHeaderUnsafe)
         return [
             ("X-Plexauthz-Decision", decision.elevate ? "elevated" : "preserved"),
             ("X-Plexauthz-Rule", decision.rule.rawValue),
-            ("X-Plexauthz-Token", headerSafe(token)),
-            ("X-Plexauthz-Uri", headerSafe(decision.upstreamTarget)),
-            ("X-Plexauthz-Query", headerSafe(decision.upstreamQuery)),
-            ("X-Plex-Token", headerSafe(token)),
+            ("X-Plexauthz-Token", token),
+            ("X-Plexauthz-Uri", decision.upstreamTarget),
+            ("X-Plexauthz-Query", decision.upstreamQuery),
+            ("X-Plex-Token", token),
             ("Cache-Control", "no-store"),
         ]
     }
@@ -164,12 +153,5 @@ public enum DecisionHeaders {
             ("X-Plexauthz-Decision", "blocked"), ("X-Plexauthz-Rule", decision.rule.rawValue),
             ("Cache-Control", "no-store"),
         ]
-    }
-
-    /// Percent-encodes what may not appear raw in a decision header: controls, space, DEL, non-ASCII, and
-    /// `{` `}` (Caddy placeholders). Everything else, `%` included, is kept: the value is already a valid,
-    /// encoded request-target.
-    public static func headerSafe(_ value: String) -> String {
-        PercentEscaping.escape(value) { $0 <= 0x20 || $0 >= 0x7F || $0 == 0x7B || $0 == 0x7D }
     }
 }

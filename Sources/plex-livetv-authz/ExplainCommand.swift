@@ -1,6 +1,6 @@
 import ArgumentParser
-import AsyncHTTPClient
 import LiveTVAuthz
+import LiveTVAuthzApp
 import LiveTVAuthzCore
 import Logging
 
@@ -34,7 +34,7 @@ struct ExplainCommand: AsyncParsableCommand {
 
             Examples:
               plex-livetv-authz explain --method GET --target '/livetv/dvrs?X-Plex-Token=abc'
-              plex-livetv-authz explain < ../shared/data/plex-web-session.jsonl
+              plex-livetv-authz explain < Tests/Fixtures/plex-web-session.jsonl
             """
     )
 
@@ -100,26 +100,27 @@ struct ExplainCommand: AsyncParsableCommand {
         let classifier = LiveTVClassifier(
             mode: mode,
             references: LiveTVReferenceMatcher(
-                machineIdentifier: machineId, pmsAuthority: (pms ?? PMSURL("http://127.0.0.1:32400")!).authority))
+                machineIdentifier: machineId, pmsAuthority: (pms ?? Settings.pmsURL.defaultValue).authority))
         let owner = PlexToken(ownerToken)!
         let explainer = Explainer(classifier: classifier, ownerToken: owner)
-        var guardian: Guard? = nil
-        var client: HTTPClient? = nil
-        if let pms {
-            let http = HTTPClient(eventLoopGroupProvider: .singleton)
-            client = http
-            let clock = SystemClock()
-            let policy = AbusePolicy()
-            let validator = TokenValidator(
-                client: HTTPPMSClient(baseURL: pms, timeout: GoDuration.parse(timeout)!, client: http), clock: clock)
-            let logger = Logger(label: "plex-livetv-authz") { StreamLogHandler.standardError(label: $0) }
-            guardian = Guard(
-                classifier: classifier, owner: OwnerTokenHolder(owner), policy: policy, validator: validator,
-                state: InMemoryGuardState(blocker: AbuseBlocker(policy: policy)),
-                audit: AuditLog(logger: logger, since: clock.now()), clock: clock)
+        guard let pms else {
+            try await execute(explainer: explainer, guardian: nil)
+            return
         }
-        let result = await Result(catching: { try await execute(explainer: explainer, guardian: guardian) })
-        try? await client?.shutdown()
+        // The full guard, built by the same composition root as `serve`, without listeners.
+        var configuration = Configuration()
+        configuration.set(Settings.pmsURL, pms)
+        configuration.set(Settings.ownerToken, owner)
+        configuration.set(Settings.validationTimeout, GoDuration.parse(timeout)!)
+        configuration.set(Settings.mode, mode)
+        configuration.set(Settings.machineID, machineId)
+        configuration.set(Settings.listen, [])
+        var dependencies = AuthzDependencies()
+        dependencies.logger = Logger(label: "plex-livetv-authz") { StreamLogHandler.standardError(label: $0) }
+        let application = try AuthzApplication(configuration: configuration, dependencies: dependencies)
+        if let machineId { application.guardian.setMachineIdentifier(machineId) }
+        let result = await Result { try await execute(explainer: explainer, guardian: application.guardian) }
+        await application.shutdown()
         try result.get()
     }
 
@@ -163,9 +164,3 @@ struct ExplainCommand: AsyncParsableCommand {
 }
 
 extension ElevationMode: ExpressibleByArgument {}
-
-extension Result where Failure == any Error {
-    init(catching body: () async throws -> Success) async {
-        do { self = .success(try await body()) } catch { self = .failure(error) }
-    }
-}

@@ -81,9 +81,8 @@ struct PropertyTests {
         for _ in 0..<20_000 {
             let request = generator.request()
             let classification = classifier.classify(request)
-            let decision = AuthzDecision.make(
-                classification, tokenValid: true, ownerToken: RequestGenerator.owner, outcome: nil)
-            let target = RequestTarget(request.target)
+            let decision = AuthzDecision.assumingValidToken(classification, ownerToken: RequestGenerator.owner)
+            let target = request.target
             let ownerInTarget = decision.upstreamTarget.contains(RequestGenerator.owner.value)
             if decision.elevate {
                 elevated += 1
@@ -102,10 +101,11 @@ struct PropertyTests {
                         String(decoding: upstream.query.rawValue(component), as: UTF8.self)
                             == RequestGenerator.owner.value)
                 }
-                #expect(Self.withoutTokenValues(decision.upstreamTarget) == Self.withoutTokenValues(request.target))
+                #expect(
+                    Self.withoutTokenValues(decision.upstreamTarget) == Self.withoutTokenValues(request.target.wire))
             } else {
                 #expect(!ownerInTarget, "\(request.target)")
-                #expect(decision.upstreamTarget == request.target)
+                #expect(decision.upstreamTarget == request.target.wire)
                 #expect(decision.upstreamToken == classification.token.token)
                 #expect(decision.upstreamToken != RequestGenerator.owner)
             }

@@ -46,7 +46,7 @@ func classifier(_ mode: ElevationMode = .liveTV, machine: String? = machineID) -
 
 /// The decision for a request, assuming its token is valid for this server (what `explain` does).
 func decide(_ request: AuthzRequest, mode: ElevationMode = .liveTV) -> AuthzDecision {
-    AuthzDecision.make(classifier(mode).classify(request), tokenValid: true, ownerToken: ownerToken, outcome: nil)
+    AuthzDecision.assumingValidToken(classifier(mode).classify(request), ownerToken: ownerToken)
 }
 
 func form(_ text: String) -> RequestBody {

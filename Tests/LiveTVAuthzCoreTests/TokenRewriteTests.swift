@@ -6,7 +6,7 @@ struct TokenRewriteTests {
     func decision(_ target: String, headers: [(String, String)] = [], owner: PlexToken = ownerToken) -> AuthzDecision {
         let request = AuthzRequest(
             method: "GET", target: target, headers: headers.map { HTTPField(name: $0.0, value: $0.1) })
-        return AuthzDecision.make(classifier().classify(request), tokenValid: true, ownerToken: owner, outcome: nil)
+        return AuthzDecision.assumingValidToken(classifier().classify(request), ownerToken: owner)
     }
 
     @Test func replacesOnlyTheTokenValueAndKeepsEveryOtherByte() {
@@ -63,8 +63,7 @@ struct TokenRewriteTests {
 
     @Test func notValidatedMeansNotElevated() {
         let request = AuthzRequest(method: "GET", target: "/livetv/dvrs?\(tok)")
-        let d = AuthzDecision.make(
-            classifier().classify(request), tokenValid: false, ownerToken: ownerToken, outcome: nil)
+        let d = AuthzDecision.preserving(classifier().classify(request))
         #expect(!d.elevate)
         #expect(d.upstreamTarget == "/livetv/dvrs?\(tok)")
         #expect(d.upstreamToken?.value == userToken)
@@ -78,7 +77,9 @@ struct TokenRewriteTests {
     }
 
     @Test func constantTimeEqualityAgreesWithEquality() {
-        let pairs = [("abc", "abc"), ("abc", "abd"), ("abc", "abcd"), ("abcd", "abc"), ("a", "b"), (ownerValue, ownerValue)]
+        let pairs = [
+            ("abc", "abc"), ("abc", "abd"), ("abc", "abcd"), ("abcd", "abc"), ("a", "b"), (ownerValue, ownerValue),
+        ]
         for (a, b) in pairs {
             #expect(PlexToken(a)!.constantTimeEquals(PlexToken(b)!) == (a == b), "\(a) vs \(b)")
         }

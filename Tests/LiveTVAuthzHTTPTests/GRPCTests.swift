@@ -27,7 +27,7 @@ struct EnvoyGRPCAdapterTests {
     @Test func readsPathHeadersSourceAndSkipsPseudoHeaders() throws {
         let request = try EnvoyGRPCAdapter.request(
             checkRequest(path: "/livetv/dvrs?x=1", headers: [":path": "/evil", "x-plex-token": "abc", "referer": "r"]))
-        #expect(request.method == "GET" && request.target == "/livetv/dvrs?x=1")
+        #expect(request.method == "GET" && request.target.wire == "/livetv/dvrs?x=1")
         #expect(request.headers.map(\.name) == ["referer", "x-plex-token"])
         #expect(request.peer.reportedClientAddress == "203.0.113.9" && request.peer.trustedFrontend)
         #expect(request.body == .none)
@@ -94,31 +94,12 @@ struct EnvoyGRPCAdapterTests {
 @Suite("Envoy gRPC service in process")
 struct GRPCServiceTests {
     @Test func checkOverH2CWithGRPCSwiftsClient() async throws {
-        let fake = try await FakePMSServer.start(pms: FakePMS())
-        let http = HTTPClient(eventLoopGroupProvider: .singleton)
-        let clock = SystemClock()
-        let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
-        let policy = AbusePolicy(threshold: 2)
-        let guardian = Guard(
-            classifier: LiveTVClassifier(), owner: OwnerTokenHolder(PlexToken(ownerToken)!), policy: policy,
-            validator: TokenValidator(
-                client: HTTPPMSClient(
-                    baseURL: PMSURL("http://127.0.0.1:\(fake.port)")!, timeout: .seconds(2), client: http),
-                clock: clock),
-            state: InMemoryGuardState(blocker: AbuseBlocker(policy: policy)),
-            audit: AuditLog(logger: logger, since: clock.now()), clock: clock)
-        let key = "grpc-test-frontend-key-01234"
-        let service = EnvoyAuthorizationService(
-            guard: guardian, isUnixSocket: false, frontendKey: { $0 == key }, allowedFrontends: [], metrics: .none,
-            logger: logger)
-        let server = GRPCAuthzServer(
-            address: .tcp(host: "127.0.0.1", port: 0), service: service, socketMode: 0o660, socketGroup: nil,
-            logger: logger)
-        let group = ServiceGroup(configuration: .init(services: [server], logger: logger))
-        let running = Task { try await group.run() }
-        await server.waitUntilListening()
-        let port = try #require(server.port)
+        try await InProcessService.with(policy: AbusePolicy(threshold: 2), grpc: true) { s in
+            try await checks(port: try #require(s.grpcPort), key: frontendKey)
+        }
+    }
 
+    func checks(port: Int, key: String) async throws {
         try await withGRPCClient(
             transport: .http2NIOPosix(target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: .plaintext)
         ) { client in
@@ -160,10 +141,6 @@ struct GRPCServiceTests {
             let malformed = try await authz.check(Envoy_Service_Auth_V3_CheckRequest(), metadata: metadata)
             #expect(malformed.status.code == 3)
         }
-        await group.triggerGracefulShutdown()
-        _ = await running.result
-        try await http.shutdown()
-        await fake.shutdown()
     }
 }
 

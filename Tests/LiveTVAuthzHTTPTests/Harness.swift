@@ -249,6 +249,7 @@ final class Stack: @unchecked Sendable {
         await nginx.stop()
         await service.stop()
         await fake.shutdown()
+        try? FileManager.default.removeItem(at: directory)
     }
 
     /// A request through nginx, as a Plex client sends it.

@@ -15,91 +15,6 @@ import Testing
     import Glibc
 #endif
 
-/// The decision server in-process: fake PMS, guard, a Unix socket and a TCP listener on ephemeral ports.
-struct InProcessServer {
-    let fake: FakePMSServer
-    let server: AuthzServer
-    let group: ServiceGroup
-    let running: Task<Void, any Error>
-    let client: HTTPClient
-    let tcpPort: Int
-    let socket: String
-    let readiness: Readiness
-    let registry: PrometheusCollectorRegistry
-
-    static func with(
-        configure: (inout ServerSettings) -> Void = { _ in }, policy: AbusePolicy = AbusePolicy(),
-        _ body: (InProcessServer) async throws -> Void
-    ) async throws {
-        let fake = try await FakePMSServer.start(pms: FakePMS())
-        let client = HTTPClient(eventLoopGroupProvider: .singleton)
-        let clock = SystemClock()
-        let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
-        let registry = PrometheusCollectorRegistry()
-        let metrics = ServiceMetrics(factory: PrometheusMetricsFactory(registry: registry))
-        let validator = TokenValidator(
-            client: HTTPPMSClient(
-                baseURL: PMSURL("http://127.0.0.1:\(fake.port)")!, timeout: .seconds(2), client: client), clock: clock)
-        let guardian = Guard(
-            classifier: LiveTVClassifier(), owner: OwnerTokenHolder(PlexToken(ownerToken)!), policy: policy,
-            validator: validator, state: InMemoryGuardState(blocker: AbuseBlocker(policy: policy)),
-            audit: AuditLog(logger: logger, since: clock.now()), clock: clock, metrics: metrics)
-        let readiness = Readiness(interval: .seconds(30), clock: clock)
-        let service = DecisionService(
-            guard: guardian, frontendKey: FrontendKey(frontendKey), metrics: metrics, registry: registry,
-            readiness: readiness,
-            logger: logger)
-        let socket = NSTemporaryDirectory() + "plexauthz-\(UUID().uuidString.prefix(8))/authz.sock"
-        var settings = ServerSettings(listeners: [.unix(path: socket), .tcp(host: "127.0.0.1", port: 0)])
-        configure(&settings)
-        let server = AuthzServer(settings: settings, service: service, metrics: metrics, logger: logger)
-        let group = ServiceGroup(configuration: .init(services: [server], logger: logger))
-        let running = Task { try await group.run() }
-        await server.waitUntilListening()
-        let port = server.boundAddresses.compactMap { $0.1?.port }.first ?? 0
-        let instance = InProcessServer(
-            fake: fake, server: server, group: group, running: running, client: client, tcpPort: port, socket: socket,
-            readiness: readiness, registry: registry)
-        do {
-            try await body(instance)
-        } catch {
-            await instance.stop()
-            throw error
-        }
-        await instance.stop()
-    }
-
-    func stop() async {
-        await group.triggerGracefulShutdown()
-        _ = await running.result
-        try? await client.shutdown()
-        await fake.shutdown()
-    }
-
-    /// A request over TCP.
-    func send(_ path: String, method: HTTPMethod = .GET, headers: [(String, String)], body: [UInt8]? = nil) async throws
-        -> (status: Int, headers: HTTPHeaders, body: String)
-    {
-        var request = HTTPClientRequest(url: "http://127.0.0.1:\(tcpPort)\(path)")
-        request.method = method
-        for (name, value) in headers { request.headers.add(name: name, value: value) }
-        if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
-        let response = try await client.execute(request, timeout: .seconds(10))
-        let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
-        return (Int(response.status.code), response.headers, text)
-    }
-
-    func nginx(_ target: String, method: String = "GET", extra: [(String, String)] = [], key: String? = frontendKey)
-        async throws
-        -> (status: Int, headers: HTTPHeaders, body: String)
-    {
-        var headers =
-            [("X-Original-Method", method), ("X-Original-URI", target), ("X-Forwarded-For", "203.0.113.40")] + extra
-        if let key { headers.append(("X-Plexauthz-Key", key)) }
-        return try await send("/v1/nginx", headers: headers)
-    }
-}
-
 private func request(_ lines: [String]) -> [UInt8] {
     Array((lines.joined(separator: "\r\n") + "\r\n\r\n").utf8)
 }
@@ -107,7 +22,7 @@ private func request(_ lines: [String]) -> [UInt8] {
 @Suite("Decision server")
 struct ServerTests {
     @Test func tcpNeedsTheFrontendKeyAndAnswersCarryEveryHeader() async throws {
-        try await InProcessServer.with { s in
+        try await InProcessService.with { s in
             for key in [nil, "wrong-key-wrong-key-wrong", String(frontendKey.dropLast()), frontendKey + "x"] {
                 let denied = try await s.nginx("/livetv/dvrs?X-Plex-Token=\(userToken)", key: key)
                 #expect(denied.status == 401)
@@ -135,7 +50,7 @@ struct ServerTests {
     }
 
     @Test func unixSocketIsGroupOnlyAndNeedsNoKey() async throws {
-        try await InProcessServer.with { s in
+        try await InProcessService.with { s in
             var status = stat()
             #expect(stat(s.socket, &status) == 0)
             #expect(status.st_mode & 0o777 == 0o660)
@@ -151,7 +66,7 @@ struct ServerTests {
     }
 
     @Test func brokenSubrequestIs500AndUnknownPathIs404() async throws {
-        try await InProcessServer.with { s in
+        try await InProcessService.with { s in
             let missing = try await s.send(
                 "/v1/nginx", headers: [("X-Plexauthz-Key", frontendKey), ("X-Original-Method", "GET")])
             #expect(missing.status == 500)
@@ -166,7 +81,7 @@ struct ServerTests {
     }
 
     @Test func forwardAuthAndEnvoyAdapters() async throws {
-        try await InProcessServer.with { s in
+        try await InProcessService.with { s in
             let forward = try await s.send(
                 "/v1/forward",
                 headers: [
@@ -204,7 +119,7 @@ struct ServerTests {
     }
 
     @Test func hopByHopTokenFromNginxIsIgnored() async throws {
-        try await InProcessServer.with { s in
+        try await InProcessService.with { s in
             let hop = try await s.nginx(
                 "/livetv/dvrs",
                 extra: [("X-Plex-Token", userToken), ("X-Original-Connection", "keep-alive, X-Plex-Token")])
@@ -214,17 +129,17 @@ struct ServerTests {
     }
 
     @Test func decisionHeadersNeverCarryRawBracesSpacesOrControls() async throws {
-        try await InProcessServer.with { s in
+        try await InProcessService.with { s in
             let answer = try await s.nginx("/library/{x}?a={b}&X-Plex-Token=\(userToken)")
             #expect(
                 answer.headers.first(name: "X-Plexauthz-Uri") == "/library/%7Bx%7D?a=%7Bb%7D&X-Plex-Token=\(userToken)")
             #expect(answer.headers.first(name: "X-Plexauthz-Query") == "?a=%7Bb%7D&X-Plex-Token=\(userToken)")
         }
-        #expect(DecisionHeaders.headerSafe("/a b\u{7}é%20") == "/a%20b%07%C3%A9%20")
+        #expect(PercentEscaping.headerSafe(Array("/a b\u{7}é%20{}".utf8)) == "/a%20b%07%C3%A9%20%7B%7D")
     }
 
     @Test func blockedSourceGets403WithoutTokenHeaders() async throws {
-        try await InProcessServer.with(policy: AbusePolicy(threshold: 2)) { s in
+        try await InProcessService.with(policy: AbusePolicy(threshold: 2)) { s in
             _ = try await s.nginx("/livetv/dvrs")
             _ = try await s.nginx("/livetv/dvrs")
             let blocked = try await s.nginx("/livetv/dvrs")
@@ -237,7 +152,7 @@ struct ServerTests {
     }
 
     @Test func limitsAnswer431And414And400() async throws {
-        try await InProcessServer.with { s in
+        try await InProcessService.with { s in
             let bigHeader = "X-Padding: " + String(repeating: "a", count: 33 * 1024)
             let tooLarge = String(
                 decoding: try await rawExchange(
@@ -256,7 +171,7 @@ struct ServerTests {
     }
 
     @Test func keepAliveServesSeveralRequestsOnOneConnection() async throws {
-        try await InProcessServer.with { s in
+        try await InProcessService.with { s in
             let one = request(["GET /healthz HTTP/1.1", "Host: x"])
             let answer = String(decoding: try await rawExchange(port: s.tcpPort, one + one + one), as: UTF8.self)
             #expect(answer.components(separatedBy: "HTTP/1.1 200 OK").count == 4)
@@ -264,7 +179,7 @@ struct ServerTests {
     }
 
     @Test func idleConnectionsAreClosed() async throws {
-        try await InProcessServer.with(configure: { $0.idleTimeout = .milliseconds(300) }) { s in
+        try await InProcessService.with(configure: { $0.set(Settings.idleTimeout, .milliseconds(300)) }) { s in
             let started = ContinuousClock.now
             let answer = try await rawExchange(
                 port: s.tcpPort, request(["GET /healthz HTTP/1.1", "Host: x"]), readFor: .seconds(5))
@@ -274,7 +189,7 @@ struct ServerTests {
     }
 
     @Test func connectionCapClosesTheExtraConnection() async throws {
-        try await InProcessServer.with(configure: { $0.maximumConnections = 1 }) { s in
+        try await InProcessService.with(configure: { $0.set(Settings.maxConnections, 1) }) { s in
             async let first = rawExchange(port: s.tcpPort, [], readFor: .seconds(1))
             try await Task.sleep(for: .milliseconds(200))
             let started = ContinuousClock.now
@@ -287,11 +202,10 @@ struct ServerTests {
     }
 
     @Test func operatorEndpointsAndMetricsWithoutSecrets() async throws {
-        try await InProcessServer.with { s in
+        try await InProcessService.with { s in
             #expect(try await s.send("/healthz", headers: []).status == 200)
-            #expect(try await s.send("/readyz", headers: []).status == 503)
-            s.readiness.recordIdentity(at: SystemClock().now())
-            #expect(try await s.send("/readyz", headers: []).status == 200)
+            // The identity probe runs inside the service: ready once the fake PMS answered /identity.
+            try await eventually("/readyz") { (try? await s.send("/readyz", headers: []).status) == 200 }
             _ = try await s.nginx("/livetv/dvrs?X-Plex-Token=\(userToken)")
             _ = try await s.nginx("/livetv/dvrs?X-Plex-Token=\(otherToken)")
             let metrics = try await s.send("/metrics", headers: [])

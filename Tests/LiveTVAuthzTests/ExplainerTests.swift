@@ -52,11 +52,16 @@ struct ExplainerTests {
     }
 
     @Test func outputEscapesControlBytesAndQuotesButNotSlashes() {
+        // The control byte goes upstream percent-escaped (§6: bytes that cannot travel in a header); the
+        // quote and backslash are JSON-escaped, the slashes are not.
         let line = #"{"method":"GET","target":"/x\"y\u0001\\z?X-Plex-Token=a"}"#
         #expect(
             explainer.answer(line: line).text
-                == #"{"elevate":false,"rule":"unsafe-path","upstreamTarget":"/x\"y\u0001\\z?X-Plex-Token=a","upstreamToken":"a"}"#
+                == #"{"elevate":false,"rule":"unsafe-path","upstreamTarget":"/x\"y%01\\z?X-Plex-Token=a","upstreamToken":"a"}"#
         )
+        var json = JSONLine()
+        json.field("text", "a\u{01}\n\"/")
+        #expect(json.finished() == #"{"text":"a\u0001\n\"/"}"#)
     }
 
     @Test(arguments: [

@@ -1,5 +1,6 @@
 import Foundation
 import LiveTVAuthz
+import LiveTVAuthzApp
 import LiveTVAuthzCore
 import Testing
 
@@ -8,27 +9,25 @@ let ownerValue = "ownr0000000000000000"
 let otherValue = "othr0000000000000000"
 let clientAddress = "203.0.113.77"
 
-/// A guard wired to a scripted PMS, a manual clock and a captured log.
+/// The service graph from the composition root, with a scripted PMS, a manual clock and a captured log.
 struct Harness {
     let clock = ManualClock()
     let pms: ScriptedPMS
     let log = CapturedLog()
-    let validator: TokenValidator
-    let state: InMemoryGuardState
-    let audit: AuditLog
-    let guardian: Guard
+    let application: AuthzApplication
+    var validator: TokenValidator { application.validator }
+    var state: any GuardStateStore { application.state }
+    var audit: AuditLog { application.audit }
+    var guardian: Guard { application.guardian }
 
     init(
         policy: AbusePolicy = AbusePolicy(), pms: ScriptedPMS = ScriptedPMS([userValue: .valid]),
         mode: ElevationMode = .liveTV
     ) {
         self.pms = pms
-        validator = TokenValidator(client: pms, clock: clock)
-        state = InMemoryGuardState(blocker: AbuseBlocker(policy: policy))
-        audit = AuditLog(logger: log.logger, since: clock.now())
-        guardian = Guard(
-            classifier: LiveTVClassifier(mode: mode), owner: OwnerTokenHolder(PlexToken(ownerValue)!), policy: policy,
-            validator: validator, state: state, audit: audit, clock: clock)
+        application = try! AuthzApplication(
+            configuration: .testing(policy: policy, mode: mode),
+            dependencies: .testing(clock: clock, pms: pms, log: log))
     }
 
     func decide(

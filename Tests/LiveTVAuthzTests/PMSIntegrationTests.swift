@@ -1,7 +1,8 @@
-import AsyncHTTPClient
 import FakePMS
 import LiveTVAuthz
+import LiveTVAuthzApp
 import LiveTVAuthzCore
+import NIOPosix
 import Testing
 
 /// The guard against a real HTTP fake PMS on a loopback ephemeral port.
@@ -12,25 +13,20 @@ struct PMSIntegrationTests {
         _ body: (Guard, FakePMSServer, CapturedLog) async throws -> Void
     ) async throws {
         let server = try await FakePMSServer.start(pms: FakePMS(config: config))
-        let client = HTTPClient(eventLoopGroupProvider: .singleton)
         let log = CapturedLog()
-        let clock = SystemClock()
-        let pmsURL = PMSURL("http://127.0.0.1:\(server.port)")!
-        let validator = TokenValidator(
-            client: HTTPPMSClient(baseURL: pmsURL, timeout: timeout, client: client), clock: clock)
-        let guardian = Guard(
-            classifier: LiveTVClassifier(references: LiveTVReferenceMatcher(pmsAuthority: pmsURL.authority)),
-            owner: OwnerTokenHolder(PlexToken(config.ownerToken)!), policy: AbusePolicy(threshold: 2),
-            validator: validator, state: InMemoryGuardState(blocker: AbuseBlocker(policy: AbusePolicy(threshold: 2))),
-            audit: AuditLog(logger: log.logger, since: clock.now()), clock: clock)
+        var configuration = Configuration.testing(owner: config.ownerToken, policy: AbusePolicy(threshold: 2))
+        configuration.set(Settings.pmsURL, PMSURL("http://127.0.0.1:\(server.port)")!)
+        configuration.set(Settings.validationTimeout, timeout)
+        let application = try AuthzApplication(
+            configuration: configuration, dependencies: .testing(clock: SystemClock(), pms: nil, log: log))
         do {
-            try await body(guardian, server, log)
+            try await body(application.guardian, server, log)
         } catch {
-            try await client.shutdown()
+            await application.shutdown()
             await server.shutdown()
             throw error
         }
-        try await client.shutdown()
+        await application.shutdown()
         await server.shutdown()
     }
 
@@ -78,7 +74,7 @@ struct PMSIntegrationTests {
     }
 
     @Test func pmsDownIsUnavailableNotUnauthorized() async throws {
-        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        let client = PMSHTTPClient.make(eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
         // Bind-and-close to find a port nothing listens on.
         let server = try await FakePMSServer.start(pms: FakePMS())
         let port = server.port

@@ -8,9 +8,17 @@ import Testing
     import Glibc
 #endif
 
-/// A fresh temporary directory per test.
+/// One directory for the whole test process, removed when the process exits.
+let temporaryRoot: String = {
+    let root = NSTemporaryDirectory() + "plexauthz-tests-\(getpid())"
+    try! FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+    atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "plexauthz-tests-\(getpid())") }
+    return root
+}()
+
+/// A fresh temporary directory per test (inside `temporaryRoot`).
 func temporaryDirectory() -> String {
-    let path = NSTemporaryDirectory() + "plexauthz-test-\(UUID().uuidString)"
+    let path = temporaryRoot + "/\(UUID().uuidString)"
     try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     return path
 }
@@ -116,11 +124,4 @@ struct StateFileTests {
         #expect(loaded.count == 51)
         #expect(log.all.isEmpty)
     }
-}
-
-/// Lets the state's change callback reach a writer created after it.
-final class AbuseStateWriterBox: Sendable {
-    private let writer = Mutex<AbuseStateWriter?>(nil)
-    func set(_ value: AbuseStateWriter) { writer.withLock { $0 = value } }
-    func markDirty() { writer.withLock { $0 }?.markDirty() }
 }

@@ -1,4 +1,5 @@
 import LiveTVAuthz
+import LiveTVAuthzApp
 import LiveTVAuthzCore
 import Logging
 import Synchronization
@@ -33,13 +34,16 @@ final class ScriptedPMS: PMSClient {
         if delay > .zero { try? await Task.sleep(for: delay) }
         return answers.withLock { $0[token.value] } ?? fallback
     }
+
+    func identity() async -> String? { "4f3c9a1e7b2d8c6f0a5e9d3b1c7f2a8e6d4b0c9f" }
 }
 
-/// Keeps every log message in memory so tests can assert on what operators would see.
-final class CapturedLog: Sendable {
+/// Keeps every log message and audit line in memory so tests can assert on what operators would see.
+final class CapturedLog: AuditSink {
     private let lines = Mutex<[String]>([])
     var all: [String] { lines.withLock { $0 } }
     func append(_ line: String) { lines.withLock { $0.append(line) } }
+    func write(_ line: String) { append(line) }
 
     var logger: Logger {
         Logger(label: "test") { _ in CapturingHandler(sink: self) }
@@ -64,5 +68,33 @@ struct CapturingHandler: LogHandler {
     }
     func log(event: LogEvent) {
         sink.append(event.message.description)
+    }
+}
+
+extension Configuration {
+    /// A configuration for in-process tests: the owner token, no listeners, the given abuse limits.
+    static func testing(
+        owner: String = "ownr0000000000000000", policy: AbusePolicy = AbusePolicy(), mode: ElevationMode = .liveTV,
+        listen: [ListenAddress] = []
+    ) -> Configuration {
+        var configuration = Configuration()
+        configuration.set(Settings.ownerToken, PlexToken(owner)!)
+        configuration.set(Settings.listen, listen)
+        configuration.set(Settings.mode, mode)
+        configuration.set(abusePolicy: policy)
+        return configuration
+    }
+}
+
+extension AuthzDependencies {
+    /// Scripted PMS, manual clock, captured audit and log.
+    static func testing(clock: any WallClock, pms: (any PMSClient)?, log: CapturedLog) -> AuthzDependencies {
+        var dependencies = AuthzDependencies()
+        dependencies.clock = clock
+        dependencies.pms = pms
+        dependencies.auditSink = log
+        dependencies.logger = log.logger
+        dependencies.handlesSignals = false
+        return dependencies
     }
 }

@@ -62,7 +62,8 @@ public actor TokenValidator: TokenValidating {
         return TokenValidation(check: check, cacheHit: false)
     }
 
-    /// Forgets every cached answer (owner token reload, tests).
+    /// Forgets every cached answer (SIGHUP, when the owner token changed: a shared user's access may have
+    /// changed with it).
     public func flush() {
         cache = LRUCache(capacity: cache.capacity)
     }

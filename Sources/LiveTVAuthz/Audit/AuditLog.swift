@@ -1,21 +1,20 @@
 import LiveTVAuthzCore
-import Logging
 import Synchronization
 
-/// Writes audit lines and keeps the counters of the periodic summary line.
+/// Writes audit lines to the audit sink and keeps the counters of the periodic summary line.
 public final class AuditLog: Sendable {
-    private let logger: Logger
+    private let sink: any AuditSink
     private let counters: Mutex<AuditCounters>
 
-    public init(logger: Logger, since: Timestamp) {
-        self.logger = logger
+    public init(sink: any AuditSink, since: Timestamp) {
+        self.sink = sink
         self.counters = Mutex(AuditCounters(since: since))
     }
 
-    /// Logs one audit line and counts it.
+    /// Writes one audit line and counts it.
     public func record(_ event: AuditEvent) {
         counters.withLock { $0.record(event.outcome, source: event.source.fingerprint) }
-        logger.notice("\(event.line)")
+        sink.write(event.line)
     }
 
     /// Counts a validation cache hit or miss.
@@ -25,7 +24,7 @@ public final class AuditLog: Sendable {
         }
     }
 
-    /// Logs the summary line for the interval that ends `now` and starts a new one. Returns the line.
+    /// Writes the summary line for the interval that ends `now` and starts a new one. Returns the line.
     @discardableResult
     public func emitSummary(now: Timestamp) -> String {
         let line = counters.withLock { counters in
@@ -33,7 +32,7 @@ public final class AuditLog: Sendable {
             counters = AuditCounters(since: now)
             return line
         }
-        logger.notice("\(line)")
+        sink.write(line)
         return line
     }
 }

@@ -1,55 +1,16 @@
 import AsyncHTTPClient
+import Foundation
 import LiveTVAuthzCore
 import NIOCore
 import NIOHTTP1
-
-/// What PMS said about a token (elevation-rules §7).
-public enum TokenCheck: Sendable, Hashable, CustomStringConvertible {
-    /// 2xx from `/library/sections`: the token works on this server.
-    case valid
-    /// 401 or 403: PMS does not accept it.
-    case invalid(status: Int)
-    /// Any other status, a timeout or a connection error: unknown, so never elevated, never cached,
-    /// never counted as abuse.
-    case unavailable(Unavailability)
-
-    public var description: String {
-        switch self {
-        case .valid: return "valid"
-        case .invalid(let status): return "rejected by PMS (HTTP \(status))"
-        case .unavailable(let why): return "PMS unavailable: \(why)"
-        }
-    }
-}
-
-/// Why PMS could not say whether a token is valid.
-public enum Unavailability: Sendable, Hashable, CustomStringConvertible {
-    case timeout(Duration)
-    case status(Int)
-    case connection(String)
-
-    /// The metrics label.
-    public var kind: String {
-        switch self {
-        case .timeout: return "timeout"
-        case .status: return "status"
-        case .connection: return "connection"
-        }
-    }
-
-    public var description: String {
-        switch self {
-        case .timeout(let limit): return "timeout after \(GoDuration.format(limit))"
-        case .status(let code): return "HTTP \(code)"
-        case .connection(let what): return what
-        }
-    }
-}
 
 /// The PMS calls the service makes. A protocol so tests can script PMS.
 public protocol PMSClient: Sendable {
     /// `GET /library/sections` with the token in the `X-Plex-Token` header.
     func checkToken(_ token: PlexToken) async -> TokenCheck
+    /// `GET /identity` (no token): the machine identifier ("" when PMS answered without one), or `nil`
+    /// when PMS did not answer 200 (readiness).
+    func identity() async -> String?
 }
 
 /// The real PMS client: one shared AsyncHTTPClient with its connection pool.
@@ -85,5 +46,40 @@ public final class HTTPPMSClient: PMSClient {
         } catch {
             return .unavailable(.connection(String(describing: error)))
         }
+    }
+
+    public func identity() async -> String? {
+        var request = HTTPClientRequest(url: "\(baseURL)/identity")
+        request.headers.add(name: "Accept", value: "application/json")
+        do {
+            let response = try await client.execute(request, timeout: .nanoseconds(timeout.nanoseconds))
+            let body = try await response.body.collect(upTo: 64 * 1024)
+            guard response.status.code == 200 else { return nil }
+            return Self.machineIdentifier(in: String(buffer: body)) ?? ""
+        } catch {
+            return nil
+        }
+    }
+
+    /// `machineIdentifier` from the JSON or XML form of `/identity`.
+    static func machineIdentifier(in text: String) -> String? {
+        for pattern in [#""machineIdentifier"\s*:\s*"([0-9A-Za-z-]+)""#, #"machineIdentifier="([0-9A-Za-z-]+)""#] {
+            if let range = text.range(of: pattern, options: .regularExpression) {
+                let match = String(text[range])
+                if let open = match.dropLast().lastIndex(of: "\"") {
+                    return String(match[match.index(after: open)..<match.index(before: match.endIndex)])
+                }
+            }
+        }
+        return nil
+    }
+}
+
+/// The one HTTP client the service uses for PMS (validation and the `/identity` probe).
+public enum PMSHTTPClient {
+    public static func make(eventLoopGroup: any EventLoopGroup) -> HTTPClient {
+        HTTPClient(
+            eventLoopGroup: eventLoopGroup,
+            configuration: HTTPClient.Configuration(timeout: .init(connect: .seconds(1), read: .seconds(10))))
     }
 }

@@ -76,7 +76,7 @@ public struct Explainer: Sendable {
 
     /// The decision for a request, assuming its inbound token is valid for this server.
     public func decideAssumingValidToken(_ request: AuthzRequest) -> AuthzDecision {
-        AuthzDecision.make(classifier.classify(request), tokenValid: true, ownerToken: ownerToken, outcome: nil)
+        AuthzDecision.assumingValidToken(classifier.classify(request), ownerToken: ownerToken)
     }
 
     /// The contract's answer line: `{"elevate":…,"rule":"…","upstreamTarget":"…","upstreamToken":…}`.
@@ -120,7 +120,7 @@ public struct Explainer: Sendable {
     ) -> String {
         let classification = decision.classification
         var lines: [String] = []
-        lines.append("request:         \(request.method) \(request.target)")
+        lines.append("request:         \(request.method) \(request.target.wire)")
         lines.append("mode:            \(mode.rawValue)")
         lines.append("rule:            \(decision.rule.rawValue)")
         lines.append("candidate:       \(classification.surface.map { "yes (\($0.rawValue))" } ?? "no")")

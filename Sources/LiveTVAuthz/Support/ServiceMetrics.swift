@@ -16,6 +16,7 @@ public final class ServiceMetrics: Sendable {
     private let pmsErrors = Mutex<[String: Counter]>([:])
     public let openConnections: Meter
     private let responses = Mutex<[String: Counter]>([:])
+    private let refusedConnections = Mutex<[String: Counter]>([:])
 
     public init(factory: any MetricsFactory) {
         self.factory = factory
@@ -48,6 +49,11 @@ public final class ServiceMetrics: Sendable {
     public func recordResponse(endpoint: String, status: Int) {
         counter(responses, "plexauthz_http_responses_total", [("endpoint", endpoint), ("status", String(status))])
             .increment()
+    }
+
+    /// Counts a connection refused at accept (`not_allowed`, `listener_cap`, `peer_cap`).
+    public func recordRefusedConnection(_ reason: String) {
+        counter(refusedConnections, "plexauthz_refused_connections_total", [("reason", reason)]).increment()
     }
 
     private func counter(_ cache: borrowing Mutex<[String: Counter]>, _ label: String, _ dimensions: [(String, String)])

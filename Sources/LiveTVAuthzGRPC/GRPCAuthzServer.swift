@@ -1,0 +1,83 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import LiveTVAuthz
+import LiveTVAuthzCore
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The gRPC listener as a lifecycle service: h2c (prior knowledge) on a Unix socket or TCP. Its socket
+/// file gets the same directory, mode and group as the HTTP listeners' (`UnixSocketPermissions`).
+public final class GRPCAuthzServer: Service, Sendable {
+    private let address: ListenAddress
+    private let service: EnvoyAuthorizationService
+    private let permissions: UnixSocketPermissions
+    private let logger: Logger
+    private let bound = Mutex<Int?>(nil)
+    private let ready = AsyncStream<Void>.makeStream()
+
+    public init(
+        address: ListenAddress, guard guardian: Guard, trust: FrontendTrust, permissions: UnixSocketPermissions,
+        metrics: ServiceMetrics, logger: Logger
+    ) {
+        self.address = address
+        var isUnix = false
+        if case .unix = address { isUnix = true }
+        self.service = EnvoyAuthorizationService(
+            guard: guardian, trust: trust, isUnixSocket: isUnix, metrics: metrics, logger: logger)
+        self.permissions = permissions
+        self.logger = logger
+    }
+
+    /// The bound TCP port (ephemeral ports resolved) once listening.
+    public var port: Int? { bound.withLock { $0 } }
+
+    public func waitUntilListening() async {
+        for await _ in ready.stream { return }
+    }
+
+    public func run() async throws {
+        let socketAddress: GRPCNIOTransportCore.SocketAddress
+        switch address {
+        case .unix(let path):
+            try permissions.prepare(socketAt: path)
+            socketAddress = .unixDomainSocket(path: path)
+        case .tcp(let host, let port):
+            socketAddress = host.contains(":") ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port)
+        }
+        var config = HTTP2ServerTransport.Posix.Config.defaults
+        config.rpc.maxRequestPayloadSize = 1 << 20
+        let transport = HTTP2ServerTransport.Posix(
+            address: socketAddress, transportSecurity: .plaintext, config: config)
+        let server = GRPCServer(transport: transport, services: [service])
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask {
+                try await withGracefulShutdownHandler {
+                    try await server.serve()
+                } onGracefulShutdown: {
+                    server.beginGracefulShutdown()
+                }
+            }
+            let listening = try await transport.listeningAddress
+            if case .unix(let path) = address {
+                do {
+                    try permissions.apply(toSocketAt: path)
+                } catch {
+                    server.beginGracefulShutdown()
+                    throw error
+                }
+            }
+            if let ipv4 = listening.ipv4 { bound.withLock { $0 = ipv4.port } }
+            if let ipv6 = listening.ipv6 { bound.withLock { $0 = ipv6.port } }
+            logger.notice(
+                "gRPC (Envoy ext_authz) listening on \(address.description)\(port.map { " (port \($0))" } ?? "")")
+            ready.continuation.yield(())
+            ready.continuation.finish()
+        }
+        if case .unix(let path) = address { unlink(path) }
+    }
+}
