@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN := .build/debug/plex-livetv-authz
 
-.PHONY: all build demo peers test test-swift test-cli test-interop generate docs bench bench-core bench-server format clean
+.PHONY: all build demo peers test test-swift test-cli test-interop test-corpus fuzz generate docs bench bench-core bench-server format clean
 
 all: build
 
@@ -15,7 +15,7 @@ demo:
 	bash scripts/demo.sh
 
 ## test: everything CI runs (unit + nginx end-to-end + h2c interop, CLI contract, Envoy gRPC interop)
-test: peers test-swift test-cli test-interop
+test: peers test-swift test-cli test-interop test-corpus
 
 ## peers: install the real peers the tests drive (nginx, nghttp2-client, curl, python3-venv) when missing
 peers:
@@ -27,6 +27,16 @@ test-swift:
 
 test-cli: build
 	bash Tests/cli/explain-cli.sh $(BIN)
+
+## test-corpus: replay every committed fuzz corpus through its target (no fuzzing, a plain build)
+test-corpus: build
+	.build/debug/StateFileFuzz Fuzz/Corpus/state-file
+
+## fuzz: libFuzzer + AddressSanitizer on each fuzz target, FUZZ_SECONDS each (default 300); new coverage is
+## merged into Fuzz/Corpus
+FUZZ_SECONDS ?= 300
+fuzz:
+	bash scripts/fuzz.sh $(FUZZ_SECONDS)
 
 ## test-interop: the independent Python Envoy ext_authz client (Envoy's published protos) against serve
 test-interop: build

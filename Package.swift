@@ -137,6 +137,11 @@ let package = Package(
             dependencies: ["CMallocCounter", "LiveTVAuthz", "LiveTVAuthzCore"],
             path: "Benchmarks/CoreBenchmark"
         ),
+        // Fuzz targets (`make fuzz` builds them with -sanitize=fuzzer -D FUZZING; a plain build replays the
+        // committed corpus, which `make test` runs).
+        .target(name: "FuzzReplay", path: "Fuzz/FuzzReplay"),
+        .executableTarget(
+            name: "StateFileFuzz", dependencies: ["FuzzReplay", "LiveTVAuthzCore"], path: "Fuzz/StateFileFuzz"),
         .testTarget(name: "LiveTVAuthzCoreTests", dependencies: ["LiveTVAuthzCore"]),
         .testTarget(
             name: "LiveTVAuthzTests",

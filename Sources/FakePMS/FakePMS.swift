@@ -23,6 +23,12 @@ public struct FakePMSConfig: Sendable, Codable, Equatable {
     public var gzip = false
     /// Delay before answering `/library/sections` (to test validation timeouts), in milliseconds.
     public var validationDelayMs = 0
+    /// Answer `/library/sections` with `302 Location: <this>` for every token (a login proxy or a misrouted
+    /// URL in front of PMS): a sidecar that follows it would validate anything.
+    public var redirectValidationTo: String? = nil
+    /// Paths (prefixes) whose requests are answered by closing the connection without a response: PMS
+    /// failing in the middle of a stream, as a crash or a restart does.
+    public var abortPaths: [String] = []
 
     public init() {}
 }
@@ -93,6 +99,8 @@ public struct FakeResponse: Sendable {
     public var upgradeToWebSocket = false
     /// Hold the answer back this long (the server schedules it; the event loop is never blocked).
     public var delayMilliseconds = 0
+    /// Close the connection instead of answering.
+    public var abortConnection = false
 }
 
 /// The routing and status matrix of plex-wire.md §5, as a pure function plus a request log.
@@ -144,7 +152,10 @@ public final class FakePMS: Sendable {
         let tokenClass = token.map { classify($0, config) } ?? .none
 
         var response: FakeResponse
-        if config.strict, distinct.count > 1 {
+        if config.abortPaths.contains(where: { path.hasPrefix($0) }) {
+            response = FakeResponse(status: 502, headers: [], body: [])
+            response.abortConnection = true
+        } else if config.strict, distinct.count > 1 {
             response = Self.text(400, "token carriers disagree")
         } else {
             response = route(request, path: path, params: params, tokenClass: tokenClass, config: config)
@@ -253,6 +264,9 @@ public final class FakePMS: Sendable {
                     "size": "0", "claimed": "1", "machineIdentifier": config.machineIdentifier,
                     "version": config.version,
                 ])
+        }
+        if path == "/library/sections", let location = config.redirectValidationTo {
+            return FakeResponse(status: 302, headers: [("Location", location)], body: [])
         }
         guard tokenClass.authorized else {
             var response = FakeResponse(status: 401, headers: [("Content-Type", "text/html")], body: Self.h401)

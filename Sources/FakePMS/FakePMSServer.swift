@@ -112,6 +112,10 @@ final class FakePMSHandler: ChannelInboundHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard let (head, body) = request.feed(unwrapInboundIn(data)) else { return }
         let response = pms.handle(FakeRequest(head: head, body: body))
+        if response.abortConnection {
+            context.close(promise: nil)
+            return
+        }
         if response.upgradeToWebSocket, let key = head.headers.first(name: "Sec-WebSocket-Key") {
             upgrade(context: context, key: key, extraHeaders: response.headers)
             return

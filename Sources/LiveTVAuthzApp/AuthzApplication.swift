@@ -71,7 +71,8 @@ public final class AuthzApplication: Sendable {
         } else {
             let client = PMSHTTPClient.make(eventLoopGroup: dependencies.eventLoopGroup)
             httpClient = client
-            pms = HTTPPMSClient(baseURL: pmsURL, timeout: config[Settings.validationTimeout], client: client)
+            pms = HTTPPMSClient(
+                baseURL: pmsURL, timeout: config[Settings.validationTimeout], client: client, logger: logger)
         }
         validator = TokenValidator(
             client: pms, clock: clock, ttl: config[Settings.cacheTTL], capacity: config[Settings.cacheSize])
@@ -141,7 +142,10 @@ public final class AuthzApplication: Sendable {
 
         grpcServers = config[Settings.grpcListen].map {
             GRPCAuthzServer(
-                address: $0, guard: guardian, trust: trust, permissions: permissions, metrics: metrics, logger: logger)
+                address: $0, guard: guardian, trust: trust, permissions: permissions,
+                limiter: ConnectionLimiter(
+                    limit: config[Settings.maxConnections], perPeerLimit: config[Settings.maxConnectionsPerPeer]),
+                idleTimeout: config[Settings.idleTimeout], metrics: metrics, logger: logger)
         }
         services.append(contentsOf: grpcServers as [any Service])
         let listeners = config[Settings.listen]
@@ -152,6 +156,8 @@ public final class AuthzApplication: Sendable {
             settings.socketPermissions = permissions
             settings.idleTimeout = config[Settings.idleTimeout]
             settings.maximumConnections = config[Settings.maxConnections]
+            settings.maximumConnectionsPerPeer = config[Settings.maxConnectionsPerPeer]
+            settings.requestDeadline = config[Settings.requestTimeout]
             let decisions = DecisionService(
                 guard: guardian, trust: trust, metrics: metrics,
                 operators: OperatorEndpoints(readiness: readiness, registry: registry), logger: logger)

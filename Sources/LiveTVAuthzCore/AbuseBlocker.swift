@@ -99,7 +99,7 @@ public struct AbuseBlocker: Sendable {
             record.failures = 0
             record.windowStart = now
         }
-        record.failures += 1
+        record.failures = record.failures < Int.max ? record.failures + 1 : record.failures
         if record.failures >= policy.threshold {
             let until = now + policy.blockDuration
             record.blockedUntil = until

@@ -1,22 +1,27 @@
 /// Elevation-rules §6: the target the frontend must forward.
 public enum UpstreamRewrite {
-    /// The original target with every `X-Plex-Token` query value (exact name) replaced by `token`,
-    /// percent-encoded; every other byte (order, encoding, other parameters) unchanged. A bare
-    /// `X-Plex-Token` without `=` gets one, so no carrier is left holding anything but `token`.
-    public static func replacingQueryTokens(in target: RequestTarget, with token: PlexToken) -> [UInt8] {
+    /// The target of an elevated request: every `&`-separated query component named exactly
+    /// `X-Plex-Token` (whatever its value, empty and whitespace-only ones included) removed, the other
+    /// components kept in order, byte for byte, joined by `&`; a query left empty loses its `?`. The
+    /// owner token travels in the `X-Plex-Token` header only, so it never lands in a log of URLs.
+    public static func removingQueryTokens(from target: RequestTarget) -> [UInt8] {
         guard target.hasQuery else { return target.bytes }
-        let encoded = PercentDecoding.encodeComponent(token.value.utf8)
-        var output: [UInt8] = []
-        output.reserveCapacity(target.bytes.count + encoded.count)
-        var copied = 0
-        let query = target.query
-        for component in query.components where query.rawName(component).elementsEqual(TokenLocation.exactName) {
-            output.append(contentsOf: target.bytes[copied..<component.nameEnd])
-            output.append(0x3D)
-            output.append(contentsOf: encoded)
-            copied = component.end
+        let bytes = target.bytes
+        var output: [UInt8] = Array(bytes[0..<target.pathEnd])
+        output.reserveCapacity(bytes.count)
+        var kept = 0
+        var start = target.pathEnd + 1
+        while start <= bytes.count {
+            let end = bytes[start...].firstIndex(of: 0x26) ?? bytes.count
+            let component = bytes[start..<end]
+            let name = component.prefix { $0 != 0x3D }
+            if !name.elementsEqual(TokenLocation.exactName) {
+                output.append(kept == 0 ? 0x3F : 0x26)
+                output.append(contentsOf: component)
+                kept += 1
+            }
+            start = end + 1
         }
-        output.append(contentsOf: target.bytes[copied...])
         return output
     }
 }
@@ -46,7 +51,7 @@ public struct AuthzDecision: Sendable {
     /// What proved the token, for an elevation; `nil` otherwise.
     public let proof: TokenProof?
     /// The request-target to forward, as it travels in a header (ASCII; unsafe bytes percent-escaped):
-    /// the original, with token values replaced when elevated.
+    /// the original, with its `X-Plex-Token` query components removed when elevated.
     public let upstreamTarget: String
     /// The token to send upstream in the `X-Plex-Token` header: the owner's when elevated, else the
     /// inbound token, else none (the header is removed).
@@ -81,7 +86,7 @@ public struct AuthzDecision: Sendable {
         self.reasonOverride = reason
         if let owner {
             upstreamTarget = PercentEscaping.headerSafe(
-                UpstreamRewrite.replacingQueryTokens(in: classification.target, with: owner))
+                UpstreamRewrite.removingQueryTokens(from: classification.target))
             upstreamToken = owner
         } else {
             upstreamTarget = classification.target.wire

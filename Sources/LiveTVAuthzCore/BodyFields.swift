@@ -77,55 +77,7 @@ enum JSONObjectFields {
 
         /// A JSON string starting at `index`, decoded to UTF-8.
         mutating func string() -> [UInt8]? {
-            guard consume(0x22) else { return nil }
-            var output: [UInt8] = []
-            while let byte = peek {
-                index += 1
-                switch byte {
-                case 0x22:
-                    return output
-                case 0x5C:
-                    guard let escape = peek else { return nil }
-                    index += 1
-                    switch escape {
-                    case 0x22, 0x5C, 0x2F: output.append(escape)
-                    case 0x62: output.append(0x08)
-                    case 0x66: output.append(0x0C)
-                    case 0x6E: output.append(0x0A)
-                    case 0x72: output.append(0x0D)
-                    case 0x74: output.append(0x09)
-                    case 0x75:
-                        guard var scalar = hex4() else { return nil }
-                        if (0xD800..<0xDC00).contains(scalar) {
-                            guard consume(0x5C), consume(0x75), let low = hex4(), (0xDC00..<0xE000).contains(low) else {
-                                return nil
-                            }
-                            scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-                        } else if (0xDC00..<0xE000).contains(scalar) {
-                            return nil
-                        }
-                        guard let unicode = Unicode.Scalar(scalar) else { return nil }
-                        output.append(contentsOf: Array(String(Character(unicode)).utf8))
-                    default:
-                        return nil
-                    }
-                default:
-                    guard byte >= 0x20 else { return nil }
-                    output.append(byte)
-                }
-            }
-            return nil
-        }
-
-        mutating func hex4() -> UInt32? {
-            guard index + 4 <= bytes.count else { return nil }
-            var value: UInt32 = 0
-            for offset in 0..<4 {
-                guard let digit = ASCII.hexValue(bytes[index + offset]) else { return nil }
-                value = value << 4 | UInt32(digit)
-            }
-            index += 4
-            return value
+            StrictJSON.decodeString(bytes, at: &index)
         }
 
         /// Skips one non-string value (number, literal, array or object) with a depth counter.

@@ -61,6 +61,8 @@ public enum NearMiss: Sendable, Hashable, CustomStringConvertible {
     case evidenceNotLiveTV(ElevationRule)
     /// The surface exists but the mode excludes it.
     case mode(ElevationRule, ElevationMode)
+    /// A credential or configuration surface (fine print 12): never elevated, in any mode.
+    case credentialSurface
 
     public var description: String {
         switch self {
@@ -73,6 +75,8 @@ public enum NearMiss: Sendable, Hashable, CustomStringConvertible {
             return "path fits \(surface.rawValue) but a parameter or body value is not a Live TV reference"
         case .mode(let surface, let mode):
             return "\(surface.rawValue) is not elevated in \(mode.rawValue) mode"
+        case .credentialSurface:
+            return "credential or configuration surface: never elevated, in any mode"
         }
     }
 }

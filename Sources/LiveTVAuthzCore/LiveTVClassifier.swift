@@ -47,11 +47,13 @@ public struct LiveTVClassifier: Sendable {
     /// Walks the §4 table in row order; the first full match (method, path and evidence) wins.
     func match(_ request: AuthzRequest, target: RequestTarget, body: RequestBody) -> Match {
         let method = request.method
+        let path = target.path
+        // Fine print 12: PMS answers these with tokens of the caller's rank, or changes the server.
+        if Self.isCredentialSurface(path) { return .miss(.credentialSurface) }
         if mode == .all {
             return method.isEmpty || method == "OPTIONS" ? .miss(nil) : .candidate(.all)
         }
         let isRead = method == "GET" || method == "HEAD"
-        let path = target.path
         var nearMiss: NearMiss? = nil
         func consider(_ surface: ElevationRule, methodOK: Bool, evidence: () -> Evidence) -> Bool {
             guard methodOK else {
@@ -248,6 +250,15 @@ public struct LiveTVClassifier: Sendable {
         return nil
     }
 
+    /// Paths under `/security/`, `/myplex/`, `/:/prefs`, `/accounts`, `/system/`, `/api/` (segment
+    /// boundaries; compared case-insensitively, since refusing more is always safe).
+    static func isCredentialSurface(_ path: ArraySlice<UInt8>) -> Bool {
+        Paths.credentials.contains { base in
+            path.hasPrefixLowercased(base)
+                && (path.count == base.count || path[path.startIndex + base.count] == 0x2F)
+        }
+    }
+
     /// `path == base` or `path` starts with `base + "/"` (segment-boundary prefix).
     static func isUnder(_ path: ArraySlice<UInt8>, _ base: [UInt8]) -> Bool {
         guard path.hasBytePrefix(base) else { return false }
@@ -285,6 +296,9 @@ public struct LiveTVClassifier: Sendable {
         static let transcode: [UInt8] = Array("/video/:/transcode/".utf8)
         static let playQueues: [UInt8] = Array("/playQueues".utf8)
         static let timeline: [UInt8] = Array("/:/timeline".utf8)
+        static let credentials: [[UInt8]] = ["/security", "/myplex", "/:/prefs", "/accounts", "/system", "/api"].map {
+            Array($0.utf8)
+        }
     }
 
     enum Names {

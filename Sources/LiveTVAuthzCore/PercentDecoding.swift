@@ -36,17 +36,6 @@ enum PercentDecoding {
         return output
     }
 
-    /// Percent-encodes everything but RFC 3986 unreserved characters, so a value can be put into a query
-    /// string without changing its meaning or splitting anything.
-    static func encodeComponent(_ value: some Collection<UInt8>) -> [UInt8] {
-        PercentEscaping.escape(value) { byte in
-            switch byte {
-            case 0x41...0x5A, 0x61...0x7A, 0x30...0x39, 0x2D, 0x2E, 0x5F, 0x7E: return false
-            default: return true
-            }
-        }
-    }
-
     /// The byte that a `%XX` escape starting at `index` stands for; `nil` when there is no well-formed
     /// escape there.
     @inlinable

@@ -8,20 +8,31 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
         self.unixNanoseconds = unixNanoseconds
     }
 
+    /// Saturates at the representable range (about years 1677 to 2262) instead of wrapping.
     public init(unixSeconds: Int64) {
-        self.unixNanoseconds = unixSeconds &* 1_000_000_000
+        let (scaled, overflow) = unixSeconds.multipliedReportingOverflow(by: 1_000_000_000)
+        self.unixNanoseconds = overflow ? (unixSeconds < 0 ? .min : .max) : scaled
     }
 
     public var unixSeconds: Int64 { unixNanoseconds / 1_000_000_000 }
 
     public static func < (lhs: Timestamp, rhs: Timestamp) -> Bool { lhs.unixNanoseconds < rhs.unixNanoseconds }
 
+    /// Saturating: a tampered timestamp or a huge duration ends at the end of time, never wraps around
+    /// into the past (which would lift a block) or traps.
     public static func + (lhs: Timestamp, rhs: Duration) -> Timestamp {
-        Timestamp(unixNanoseconds: lhs.unixNanoseconds &+ rhs.nanoseconds)
+        Timestamp(
+            unixNanoseconds: saturating(lhs.unixNanoseconds.addingReportingOverflow(rhs.nanoseconds), rhs > .zero))
     }
 
+    /// Saturating, like `+`.
     public static func - (lhs: Timestamp, rhs: Timestamp) -> Duration {
-        .nanoseconds(lhs.unixNanoseconds &- rhs.unixNanoseconds)
+        .nanoseconds(
+            saturating(lhs.unixNanoseconds.subtractingReportingOverflow(rhs.unixNanoseconds), lhs > rhs))
+    }
+
+    private static func saturating(_ result: (partialValue: Int64, overflow: Bool), _ upward: Bool) -> Int64 {
+        result.overflow ? (upward ? .max : .min) : result.partialValue
     }
 
     /// RFC 3339 in UTC with second precision, e.g. `2026-11-25T14:28:18Z`.
@@ -57,8 +68,13 @@ extension Duration {
         let (seconds, attoseconds) = components
         let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
         if overflow { return seconds < 0 ? .min : .max }
-        return scaled &+ attoseconds / 1_000_000_000
+        return saturatingAdd(scaled, attoseconds / 1_000_000_000)
     }
+}
+
+private func saturatingAdd(_ a: Int64, _ b: Int64) -> Int64 {
+    let (sum, overflow) = a.addingReportingOverflow(b)
+    return overflow ? (b > 0 ? .max : .min) : sum
 }
 
 /// Go `time.Duration` syntax, which the original proxy's env vars use (`5m`, `1h30m`, `-1s`, `300ms`).

@@ -21,6 +21,9 @@ public enum TokenCheck: Sendable, Hashable, CustomStringConvertible {
 public enum Unavailability: Sendable, Hashable, CustomStringConvertible {
     case timeout(Duration)
     case status(Int)
+    /// A 3xx: never followed (the token would be re-sent to wherever it points, and only a 2xx from
+    /// `/library/sections` itself proves anything). Only the `Location` host is kept, never its query.
+    case redirect(status: Int, locationHost: String?)
     case connection(String)
 
     /// The metrics label.
@@ -28,6 +31,7 @@ public enum Unavailability: Sendable, Hashable, CustomStringConvertible {
         switch self {
         case .timeout: return "timeout"
         case .status: return "status"
+        case .redirect: return "redirect"
         case .connection: return "connection"
         }
     }
@@ -36,6 +40,7 @@ public enum Unavailability: Sendable, Hashable, CustomStringConvertible {
         switch self {
         case .timeout(let limit): return "timeout after \(GoDuration.format(limit))"
         case .status(let code): return "HTTP \(code)"
+        case .redirect(let code, let host): return "HTTP \(code) redirect to \(host ?? "an unnamed host"), not followed"
         case .connection(let what): return what
         }
     }

@@ -62,8 +62,9 @@ public enum EnvoyGRPCAdapter {
             peer: PeerFacts(trustedFrontend: true, reportedClientAddress: client))
     }
 
-    /// The answer for a decision: OK with header (and, when the query carried one, query-parameter)
-    /// mutations, or PERMISSION_DENIED with 403 for a blocked source.
+    /// The answer for a decision: OK with the header mutation (and, for an elevated request whose query
+    /// carried a token, the removal of that query parameter), or PERMISSION_DENIED with 403 for a blocked
+    /// source.
     public static func response(_ decision: AuthzDecision) -> Envoy_Service_Auth_V3_CheckResponse {
         var response = Envoy_Service_Auth_V3_CheckResponse()
         if decision.rejected {
@@ -83,14 +84,9 @@ public enum EnvoyGRPCAdapter {
         } else {
             ok.headersToRemove = ["x-plex-token"]
         }
-        if decision.elevate, decision.classification.token.queryTokenParameters > 0, let token = decision.upstreamToken
-        {
-            ok.queryParametersToSet = [
-                Envoy_Config_Core_V3_QueryParameter.with {
-                    $0.key = "X-Plex-Token"
-                    $0.value = token.value
-                }
-            ]
+        if decision.elevate, decision.classification.token.queryTokenParameters > 0 {
+            // Elevation-rules §6: the owner token travels in the header only; every query carrier goes.
+            ok.queryParametersToRemove = ["X-Plex-Token"]
         }
         response.okResponse = ok
         return response

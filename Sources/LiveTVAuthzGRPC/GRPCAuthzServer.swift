@@ -3,6 +3,7 @@ import GRPCNIOTransportHTTP2
 import LiveTVAuthz
 import LiveTVAuthzCore
 import Logging
+import NIOCore
 import ServiceLifecycle
 import Synchronization
 
@@ -16,14 +17,22 @@ public final class GRPCAuthzServer: Service, Sendable {
     private let address: ListenAddress
     private let service: EnvoyAuthorizationService
     private let permissions: UnixSocketPermissions
+    private let limiter: ConnectionLimiter
+    private let idleTimeout: Duration
+    private let trust: FrontendTrust
+    private let metrics: ServiceMetrics
     private let logger: Logger
     private let bound = Mutex<Int?>(nil)
     private let ready = AsyncStream<Void>.makeStream()
 
     public init(
         address: ListenAddress, guard guardian: Guard, trust: FrontendTrust, permissions: UnixSocketPermissions,
-        metrics: ServiceMetrics, logger: Logger
+        limiter: ConnectionLimiter, idleTimeout: Duration, metrics: ServiceMetrics, logger: Logger
     ) {
+        self.limiter = limiter
+        self.idleTimeout = idleTimeout
+        self.trust = trust
+        self.metrics = metrics
         self.address = address
         var isUnix = false
         if case .unix = address { isUnix = true }
@@ -51,6 +60,20 @@ public final class GRPCAuthzServer: Service, Sendable {
         }
         var config = HTTP2ServerTransport.Posix.Config.defaults
         config.rpc.maxRequestPayloadSize = 1 << 20
+        config.connection.maxIdleTime = idleTimeout
+        // The same admission as the HTTP listeners: the trust layer's peer rule, then this listener's caps.
+        let isUnix: Bool
+        if case .unix = address { isUnix = true } else { isUnix = false }
+        let limiter = self.limiter
+        let trust = self.trust
+        let metrics = self.metrics
+        config.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
+            channel.eventLoop.makeCompletedFuture {
+                let transport: ListenerTransport =
+                    isUnix ? .unixSocket : .tcp(peer: channel.remoteAddress?.ipAddress)
+                _ = try limiter.admit(channel, transport: transport, trust: trust, metrics: metrics)
+            }
+        }
         let transport = HTTP2ServerTransport.Posix(
             address: socketAddress, transportSecurity: .plaintext, config: config)
         let server = GRPCServer(transport: transport, services: [service])

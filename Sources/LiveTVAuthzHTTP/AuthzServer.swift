@@ -210,24 +210,14 @@ public final class AuthzServer: Service, Sendable {
                 // The listener decides the transport, never the peer's address: a TCP peer without an
                 // address is not admitted.
                 let transport: ListenerTransport = isUnix ? .unixSocket : .tcp(peer: channel.remoteAddress?.ipAddress)
-                guard trust.admits(transport) else {
-                    metrics.recordRefusedConnection("not_allowed")
-                    logger.warning("refused a TCP connection from a peer that is not an allowed frontend")
+                if let refusal = try limiter.admit(channel, transport: transport, trust: trust, metrics: metrics) {
+                    if refusal == "not_allowed" {
+                        logger.warning("refused a TCP connection from a peer that is not an allowed frontend")
+                    }
                     promise.fail(ChannelError.ioOnClosedChannel)
-                    channel.close(promise: nil)
-                    return promise.futureResult
-                }
-                var peer: String? = nil
-                if case .tcp(let address) = transport { peer = address }
-                let admission = ConnectionAdmissionHandler(limiter: limiter, peer: peer, metrics: metrics)
-                if let refusal = admission.admit(channel) {
-                    metrics.recordRefusedConnection(refusal.rawValue)
-                    promise.fail(ChannelError.ioOnClosedChannel)
-                    channel.close(promise: nil)
                     return promise.futureResult
                 }
                 let sync = channel.pipeline.syncOperations
-                try sync.addHandler(admission)
                 try sync.addHandler(IdleStateHandler(readTimeout: .nanoseconds(settings.idleTimeout.nanoseconds)))
                 try sync.addHandler(IdleCloseHandler())
                 try sync.addHandler(

@@ -81,26 +81,3 @@ public final class DecisionService: Sendable {
         return ServerResponse(status: 200, headers: DecisionHeaders.allow(decision))
     }
 }
-
-/// A message that a broken configuration would repeat on every request: logged at most once per
-/// interval (per distinct text).
-final class RateLimitedLog: Sendable {
-    private let logger: Logger
-    private let interval: Duration
-    private let last = Mutex<[String: ContinuousClock.Instant]>([:])
-
-    init(logger: Logger, interval: Duration) {
-        self.logger = logger
-        self.interval = interval
-    }
-
-    func error(_ message: String) {
-        let now = ContinuousClock.now
-        let due = last.withLock { last -> Bool in
-            if let previous = last[message], now - previous < interval { return false }
-            last[message] = now
-            return true
-        }
-        if due { logger.error("\(message); repeated at most once a minute") }
-    }
-}

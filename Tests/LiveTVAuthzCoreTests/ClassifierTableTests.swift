@@ -219,7 +219,8 @@ let surfaceCases: [Case] = [
     // all mode
     Case("GET", "/library/sections?\(tok)", .all, mode: .all),
     Case("OPTIONS", "/library/sections?\(tok)", .none, mode: .all),
-    Case("POST", "/:/prefs?\(tok)", .all, mode: .all),
+    Case("POST", "/:/prefsx?\(tok)", .all, mode: .all),
+    Case("POST", "/:/prefs?\(tok)", .none, mode: .all),
     Case("POST", "/:/prefs?\(tok)", .none),
     Case("POST", "/playQueues?\(tok)", .all, body: .unseen, mode: .all),
     Case("GET", "/library/../livetv/dvrs?\(tok)", .unsafePath, mode: .all),
@@ -228,6 +229,33 @@ let surfaceCases: [Case] = [
     Case("", "/library/sections?\(tok)", .none, mode: .all),
     Case("get", "/library/sections?\(tok)", .all, mode: .all),
 ]
+
+/// Fine print 12: credential and configuration surfaces are never candidates, in any mode; their
+/// look-alike neighbours still are in `all` mode (segment boundaries).
+let credentialCases: [Case] =
+    ElevationMode.allCases.flatMap { mode in
+        [
+            ("GET", "/security/token?type=delegation&scope=all&\(tok)"),
+            ("GET", "/security/resources?\(tok)"),
+            ("GET", "/security"),
+            ("GET", "/myplex/account?\(tok)"),
+            ("POST", "/myplex/claim?\(tok)"),
+            ("GET", "/:/prefs?\(tok)"),
+            ("PUT", "/:/prefs?RelayEnabled=1&\(tok)"),
+            ("PUT", "/:/prefs/x?\(tok)"),
+            ("GET", "/accounts?\(tok)"),
+            ("GET", "/accounts/1?\(tok)"),
+            ("GET", "/system/agents?\(tok)"),
+            ("GET", "/api/v2/user?\(tok)"),
+            ("GET", "/SECURITY/token?\(tok)"),
+            ("GET", "/Accounts?\(tok)"),
+        ].map { Case($0.0, $0.1, .none, mode: mode) }
+    } + [
+        Case("GET", "/securityx/token?\(tok)", .all, mode: .all),
+        Case("GET", "/accountsx?\(tok)", .all, mode: .all),
+        Case("GET", "/system?\(tok)", .none, mode: .all),
+        Case("GET", "/apis/x?\(tok)", .all, mode: .all),
+    ]
 
 /// Elevation-rules §2 through the classifier: unsafe always wins, candidate or not, token or not.
 let unsafeCases: [Case] = [
@@ -314,8 +342,16 @@ struct ClassifierTableTests {
     @Test("token carriers", arguments: tokenCases)
     func tokens(_ row: Case) { check(row) }
 
+    @Test("credential surfaces, every mode", arguments: credentialCases)
+    func credentials(_ row: Case) {
+        check(row)
+        if row.expected == .none {
+            #expect(classifier(row.mode).classify(row.request).reason == .notCandidate(.credentialSurface))
+        }
+    }
+
     @Test func tableIsLargeAndCoversEveryRule() {
-        let all = surfaceCases + unsafeCases + tokenCases
+        let all = surfaceCases + unsafeCases + tokenCases + credentialCases
         #expect(all.count >= 150)
         let covered = Set(all.map(\.expected))
         #expect(

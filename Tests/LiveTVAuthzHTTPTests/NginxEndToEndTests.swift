@@ -26,8 +26,9 @@ struct NginxEndToEndTests {
             #expect(live.status == 200)
             #expect(live.body.contains("<Dvr ") && live.body.contains(" key=\"135\""))
             let upstream = try #require(stack.pms.last(path: "/livetv/dvrs"))
-            #expect(upstream.queryTokens == ["OWNER"] && upstream.headerTokens == ["OWNER"])
-            #expect(upstream.rawQuery == "X-Plex-Token=OWNER")
+            // The owner token travels in the header only; the query carrier is gone.
+            #expect(upstream.queryTokens.isEmpty && upstream.headerTokens == ["OWNER"])
+            #expect(upstream.rawQuery == "")
 
             let library = try await stack.get("/library/sections?X-Plex-Token=\(userToken)&x=%20a+b%2F")
             #expect(library.status == 200)
@@ -42,8 +43,19 @@ struct NginxEndToEndTests {
             #expect(grid.status == 200)
             #expect(
                 stack.pms.last(path: "/tv.plex.providers.epg.xmltv:135/grid")?.rawQuery
-                    == "type=1%2C4&X-Plex-Token=OWNER&beginsAt%3C=1767236400")
+                    == "type=1%2C4&beginsAt%3C=1767236400")
+            #expect(stack.pms.last(path: "/tv.plex.providers.epg.xmltv:135/grid")?.headerTokens == ["OWNER"])
             noOwnerLeak([live, library, grid], stack)
+        }
+    }
+
+    @Test func aByteThatIsNotUTF8ReachesPlexEscapedNotReplaced() async throws {
+        try await Stack.with { stack in
+            var bytes = Array("GET /library/sections?a=".utf8) + [0xFF]
+            bytes += Array("&X-Plex-Token=\(userToken) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8)
+            let answer = String(decoding: try await rawExchange(port: stack.nginxPort, bytes), as: UTF8.self)
+            #expect(answer.hasPrefix("HTTP/1.1 200"), "\(answer)")
+            #expect(stack.pms.last(path: "/library/sections")?.rawQuery == "a=%FF&X-Plex-Token=USER")
         }
     }
 
@@ -56,7 +68,7 @@ struct NginxEndToEndTests {
             #expect(upstream.headerTokens == ["OWNER"] && upstream.queryTokens.isEmpty)
             #expect(header.body.contains("tv.plex.providers.epg.xmltv:135"))
             let query = try await stack.get("/media/providers?X-Plex-Token=\(userToken)")
-            #expect(stack.pms.last(path: "/media/providers")?.queryTokens == ["OWNER"])
+            #expect(stack.pms.last(path: "/media/providers")?.queryTokens == [])
             #expect(stack.pms.last(path: "/media/providers")?.headerTokens == ["OWNER"])
             // Not a candidate, header token: forwarded as it is.
             let hubs = try await stack.get("/hubs/promoted", headers: [("X-Plex-Token", userToken)])
@@ -188,8 +200,36 @@ struct NginxEndToEndTests {
             let tune = try await stack.get(
                 "/livetv/dvrs/135/channels/c7pt/tune?X-Plex-Token=\(userToken)", method: .POST)
             #expect(tune.status == 200)
-            #expect(stack.pms.last(path: "/livetv/dvrs/135/channels/c7pt/tune")?.queryTokens == ["OWNER"])
+            #expect(stack.pms.last(path: "/livetv/dvrs/135/channels/c7pt/tune")?.queryTokens == [])
+            #expect(stack.pms.last(path: "/livetv/dvrs/135/channels/c7pt/tune")?.headerTokens == ["OWNER"])
             noOwnerLeak([withBody, tune], stack)
+        }
+    }
+
+    /// Plex failing during an elevated stream makes nginx log the upstream URL; the owner token must not
+    /// be in it (it travels in the header only, elevation-rules §6).
+    @Test func pmsFailingMidStreamLeavesNoOwnerTokenInNginxsErrorLog() async throws {
+        try await Stack.with { stack in
+            let segment = "/livetv/sessions/3f1c/7d2e/00001.ts?offset=0&X-Plex-Token=\(userToken)"
+            let ok = try await stack.get(segment)
+            #expect(ok.status == 403 || ok.status == 200)
+            #expect(stack.pms.last(path: "/livetv/sessions/3f1c/7d2e/00001.ts")?.headerTokens == ["OWNER"])
+            // PMS drops the connection mid-stream (a crash or restart while playing).
+            stack.pms.update { $0.abortPaths = ["/livetv/sessions/"] }
+            let aborted = try await stack.get(segment)
+            #expect(aborted.status == 502)
+            // PMS gone altogether (connection refused): the token is still cached, so the request is
+            // elevated and nginx logs the URL it could not reach.
+            await stack.fake.shutdown()
+            let refused = try await stack.get(segment)
+            #expect(refused.status == 502)
+            let errorLog =
+                (try? String(contentsOf: stack.directory.appendingPathComponent("nginx-error.log"), encoding: .utf8))
+                ?? ""
+            #expect(errorLog.contains("upstream prematurely closed"), "\(errorLog)")
+            #expect(errorLog.contains("upstream: \"http://127.0.0.1:"), "\(errorLog)")
+            #expect(!errorLog.contains(ownerToken), "owner token in nginx's error log")
+            noOwnerLeak([ok, aborted, refused], stack)
         }
     }
 
@@ -206,7 +246,8 @@ struct NginxEndToEndTests {
                 "/usr/bin/curl", ["-s", "-i", "--http2-prior-knowledge"] + headers.flatMap { ["-H", $0] } + [url])
             #expect(
                 curl.hasPrefix("HTTP/2 200")
-                    && curl.contains("x-plexauthz-uri: /livetv/dvrs?X-Plex-Token=\(ownerToken)"))
+                    && curl.contains("x-plexauthz-uri: /livetv/dvrs\r\n")
+                    && curl.contains("x-plexauthz-token: \(ownerToken)"))
             let noKey = try await run(
                 "/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--http2-prior-knowledge", url])
             #expect(noKey == "401")

@@ -5,8 +5,10 @@ import LiveTVAuthz
 import LiveTVAuthzCore
 import LiveTVAuthzHTTP
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import Prometheus
 import ServiceLifecycle
 import Testing
@@ -38,8 +40,9 @@ struct ServerTests {
             #expect(allowed.headers.first(name: "X-Plexauthz-Rule") == "livetv")
             #expect(allowed.headers.first(name: "X-Plexauthz-Token") == ownerToken)
             #expect(allowed.headers.first(name: "X-Plex-Token") == ownerToken)
-            #expect(allowed.headers.first(name: "X-Plexauthz-Uri") == "/livetv/dvrs?X-Plex-Token=\(ownerToken)")
-            #expect(allowed.headers.first(name: "X-Plexauthz-Query") == "?X-Plex-Token=\(ownerToken)")
+            // The owner token is in the token headers only, never in a target (elevation-rules §6).
+            #expect(allowed.headers.first(name: "X-Plexauthz-Uri") == "/livetv/dvrs")
+            #expect(allowed.headers.first(name: "X-Plexauthz-Query") == "?")
             #expect(allowed.headers.first(name: "Cache-Control") == "no-store")
             let preserved = try await s.nginx("/library/sections")
             #expect(preserved.status == 200)
@@ -138,6 +141,20 @@ struct ServerTests {
         #expect(PercentEscaping.headerSafe(Array("/a b\u{7}é%20{}".utf8)) == "/a%20b%07%C3%A9%20%7B%7D")
     }
 
+    /// The original target is bytes: a byte that is not UTF-8 goes out percent-escaped, never replaced
+    /// by U+FFFD (which PMS would receive as %EF%BF%BD).
+    @Test func targetBytesThatAreNotUTF8ArePercentEscapedNotReplaced() async throws {
+        try await InProcessService.with { s in
+            var bytes = Array("GET /v1/nginx HTTP/1.1\r\nHost: x\r\nX-Plexauthz-Key: \(frontendKey)\r\n".utf8)
+            bytes += Array("X-Original-Method: GET\r\nX-Original-URI: /library/x?a=".utf8) + [0xFF, 0xC3]
+            bytes += Array("&X-Plex-Token=\(userToken)\r\nConnection: close\r\n\r\n".utf8)
+            let answer = String(decoding: try await rawExchange(port: s.tcpPort, bytes), as: UTF8.self)
+            #expect(answer.hasPrefix("HTTP/1.1 200"))
+            #expect(answer.contains("X-Plexauthz-Uri: /library/x?a=%FF%C3&X-Plex-Token=\(userToken)\r\n"), "\(answer)")
+            #expect(!answer.contains("%EF%BF%BD"))
+        }
+    }
+
     @Test func blockedSourceGets403WithoutTokenHeaders() async throws {
         try await InProcessService.with(policy: AbusePolicy(threshold: 2)) { s in
             _ = try await s.nginx("/livetv/dvrs")
@@ -217,6 +234,109 @@ struct ServerTests {
             for secret in [userToken, otherToken, ownerToken, "203.0.113.40", "sha256:"] {
                 #expect(!metrics.body.contains(secret), "metrics expose \(secret)")
             }
+        }
+    }
+}
+
+/// One local process without the key must not be able to starve the frontends (issue 9, item 4).
+@Suite("Connection starvation", .serialized)
+struct ConnectionStarvationTests {
+    /// Opens `count` idle TCP connections and keeps them until `body` returns.
+    func holding(_ count: Int, port: Int, _ body: () async throws -> Void) async throws {
+        var channels: [any Channel] = []
+        for _ in 0..<count {
+            if let channel = try? await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connect(host: "127.0.0.1", port: port).get()
+            {
+                channels.append(channel)
+            }
+        }
+        defer { for channel in channels { channel.close(promise: nil) } }
+        // Let the server accept (and refuse) them.
+        try await Task.sleep(for: .milliseconds(300))
+        try await body()
+    }
+
+    @Test func theUnixSocketKeepsAnsweringWhileTCPIsFlooded() async throws {
+        try await InProcessService.with(
+            configure: {
+                $0.set(Settings.maxConnections, 40)
+                $0.set(Settings.maxConnectionsPerPeer, 1_000)
+            }, grpc: true
+        ) { s in
+            try await holding(60, port: s.tcpPort) {
+                try await holding(60, port: try #require(s.grpcPort)) {
+                    // TCP is full: a new connection is closed without an answer.
+                    let refused = try await rawExchange(
+                        port: s.tcpPort, Array("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+                    #expect(refused.isEmpty)
+                    // The Unix sockets, HTTP and gRPC, answer as usual.
+                    let unix = try await run(
+                        "/usr/bin/curl",
+                        [
+                            "-s", "-i", "-m", "5", "--unix-socket", s.socket, "http://x/v1/nginx",
+                            "-H", "X-Original-Method: GET", "-H",
+                            "X-Original-URI: /livetv/dvrs?X-Plex-Token=\(userToken)",
+                        ])
+                    #expect(unix.contains("X-Plexauthz-Decision: elevated"), "\(unix)")
+                    let grpc = try await FrontendTrustTests().check(
+                        .unixDomainSocket(path: s.grpcSocket),
+                        .with {
+                            $0.attributes.request.http.method = "GET"
+                            $0.attributes.request.http.path = "/livetv/dvrs?X-Plex-Token=\(userToken)"
+                        }, key: nil)
+                    #expect(grpc)
+                }
+            }
+            let metrics = try await s.send("/metrics", headers: [])
+            // 20 over the cap on each of the two TCP listeners (HTTP and gRPC), plus the probe above.
+            let refusals = metrics.body.split(separator: "\n").first {
+                $0.hasPrefix(#"plexauthz_refused_connections_total{reason="listener_cap"}"#)
+            }.flatMap { Int($0.split(separator: " ").last ?? "") }
+            #expect((refusals ?? 0) >= 41, "\(metrics.body)")
+        }
+    }
+
+    @Test func onePeerCannotTakeTheWholeListener() async throws {
+        try await InProcessService.with(configure: { $0.set(Settings.maxConnectionsPerPeer, 5) }) { s in
+            try await holding(5, port: s.tcpPort) {
+                let refused = try await rawExchange(
+                    port: s.tcpPort, Array("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+                #expect(refused.isEmpty)
+            }
+            // Released: the peer may connect again.
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(try await s.send("/healthz", headers: []).status == 200)
+        }
+    }
+
+    @Test func aTricklingHeadIsCutAtTheRequestDeadlineNotKeptAliveByEachByte() async throws {
+        try await InProcessService.with(
+            configure: {
+                $0.set(Settings.requestTimeout, .seconds(1))
+                $0.set(Settings.idleTimeout, .seconds(30))
+            }
+        ) { s in
+            let collected = NIOLockedValueBox<[UInt8]>([])
+            let closed = MultiThreadedEventLoopGroup.singleton.any().makePromise(of: Void.self)
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(
+                            CollectingHandler(sink: collected, closed: closed))
+                    }
+                }
+                .connect(host: "127.0.0.1", port: s.tcpPort).get()
+            let started = ContinuousClock.now
+            // One byte every 200 ms, far under the idle timeout, never finishing the head.
+            for byte in Array("GET /healthz HTTP/1.1\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaa".utf8) {
+                if !channel.isActive { break }
+                try? await channel.writeAndFlush(ByteBuffer(bytes: [byte]))
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            try await closed.futureResult.get()
+            #expect(ContinuousClock.now - started < .seconds(4))
+            #expect(String(decoding: collected.withLockedValue { $0 }, as: UTF8.self).hasPrefix("HTTP/1.1 408"))
         }
     }
 }

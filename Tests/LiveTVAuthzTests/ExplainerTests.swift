@@ -15,7 +15,7 @@ struct ExplainerTests {
         #expect(!answer.failed)
         #expect(
             answer.text
-                == #"{"elevate":true,"rule":"livetv","upstreamTarget":"/livetv/dvrs?X-Plex-Token=OWNER","upstreamToken":"OWNER"}"#
+                == #"{"elevate":true,"rule":"livetv","upstreamTarget":"/livetv/dvrs","upstreamToken":"OWNER"}"#
         )
     }
 

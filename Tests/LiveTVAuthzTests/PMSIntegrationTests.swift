@@ -41,7 +41,7 @@ struct PMSIntegrationTests {
         try await withGuard { guardian, server, log in
             let elevated = await guardian.decide(request("/livetv/dvrs?X-Plex-Token=user0000000000000000"))
             #expect(elevated.elevate)
-            #expect(elevated.upstreamTarget == "/livetv/dvrs?X-Plex-Token=ownr0000000000000000")
+            #expect(elevated.upstreamTarget == "/livetv/dvrs")
             let probe = try #require(server.pms.last(path: "/library/sections"))
             // The token travelled as a header, not in the URL PMS logs.
             #expect(probe.headerTokens == ["USER"] && probe.queryTokens.isEmpty && probe.status == 200)
@@ -73,15 +73,45 @@ struct PMSIntegrationTests {
         }
     }
 
-    @Test func pmsDownIsUnavailableNotUnauthorized() async throws {
+    @Test func pmsDownIsUnavailableAtOnceNotAfterTheTimeout() async throws {
         let client = PMSHTTPClient.make(eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
         // Bind-and-close to find a port nothing listens on.
         let server = try await FakePMSServer.start(pms: FakePMS())
         let port = server.port
         await server.shutdown()
-        let pms = HTTPPMSClient(baseURL: PMSURL("http://127.0.0.1:\(port)")!, timeout: .seconds(2), client: client)
+        let pms = HTTPPMSClient(
+            baseURL: PMSURL("http://127.0.0.1:\(port)")!, timeout: .seconds(5), client: client,
+            logger: CapturedLog().logger)
+        let started = ContinuousClock.now
         let check = await pms.checkToken(PlexToken("user0000000000000000")!)
-        if case .unavailable = check {} else { Issue.record("expected unavailable, got \(check)") }
+        // A refused connection is an answer: no retrying until the validation timeout.
+        #expect(ContinuousClock.now - started < .seconds(2))
+        if case .unavailable(.connection) = check {
+        } else {
+            Issue.record("expected a connection failure, got \(check)")
+        }
         try await client.shutdown()
+    }
+
+    @Test func aRedirectingPMSNeverValidatesAToken() async throws {
+        var config = FakePMSConfig()
+        // Where the redirect points answers 200 to anyone: following it would validate every token.
+        config.redirectValidationTo = "http://127.0.0.1:9/identity?X-Plex-Token=whatever"
+        try await withGuard(config: config) { guardian, server, log in
+            server.pms.update { $0.redirectValidationTo = "http://127.0.0.1:\(server.port)/identity?secret=1" }
+            for token in ["user0000000000000000", "othr0000000000000000", "made-up-token-123456"] {
+                let decision = await guardian.decide(request("/livetv/dvrs?X-Plex-Token=\(token)"))
+                #expect(!decision.elevate && !decision.rejected)
+                #expect(decision.outcome == .denyValidationUnavailable)
+                #expect(decision.reason.contains("HTTP 302 redirect to 127.0.0.1:\(server.port), not followed"))
+            }
+            #expect(server.pms.requests(path: "/identity").isEmpty, "the redirect was followed")
+            let warnings = log.all.filter { $0.contains("PMS answered token validation with HTTP 302") }
+            #expect(warnings.count == 1)
+            #expect(warnings.first?.contains("127.0.0.1:\(server.port)") == true)
+            #expect(!log.all.joined().contains("secret=1") && !log.all.joined().contains("user0000000000000000"))
+            // Unavailable is not invalid: nothing counted, so the source is not blocked (threshold 2).
+            #expect(!(await guardian.decide(request("/livetv/dvrs?X-Plex-Token=othr0000000000000000"))).rejected)
+        }
     }
 }

@@ -87,6 +87,85 @@ struct StateFileTests {
         #expect(file.load(policy: policy, now: now, logger: log.logger) == records)
     }
 
+    /// Tampered numbers that used to trap at load (`Double` → `Int64`) or at the next failure (overflow):
+    /// the file is moved aside like a corrupt one and the service starts empty.
+    @Test(arguments: [
+        // a window start far in the future
+        #"{"version":1,"sources":{"sha256:0123456789abcdef":{"failures":1,"windowStart":1900000000}}}"#,
+        // a block ending in the year 33,000
+        #"{"version":1,"sources":{"sha256:0123456789abcdef":{"failures":5,"windowStart":1800000000,"blockedUntil":1.0e12}}}"#,
+        #"{"version":1,"sources":{"sha256:0123456789abcdef":{"failures":5,"windowStart":1800000000,"blockedUntil":1000000000000}}}"#,
+        // a block longer than this policy ever gives
+        #"{"version":1,"sources":{"sha256:0123456789abcdef":{"failures":5,"windowStart":1800000000,"blockedUntil":1800090000}}}"#,
+        // a failure count near Int.max
+        #"{"version":1,"sources":{"sha256:0123456789abcdef":{"failures":9223372036854775806,"windowStart":1800000000}}}"#,
+        // huge negative and non-integer numbers
+        #"{"version":1,"sources":{"sha256:0123456789abcdef":{"failures":1,"windowStart":-1e308}}}"#,
+        #"{"version":1,"sources":{"sha256:0123456789abcdef":{"failures":1.5,"windowStart":1800000000}}}"#,
+        #"{"version":1,"sources":{"sha256:0123456789abcdef":{"failures":1,"windowStart":1800000000.0000000001}}}"#,
+        // unknown fields, duplicate keys, trailing garbage
+        #"{"version":1,"sources":{"sha256:0123456789abcdef":{"failures":1,"windowStart":1800000000,"x":1}}}"#,
+        #"{"version":1,"version":1,"sources":{}}"#,
+        #"{"version":1,"sources":{}} x"#,
+    ])
+    func tamperedNumbersAreRefusedNotTrusted(_ content: String) throws {
+        let directory = temporaryDirectory()
+        let file = AbuseStateFile(path: directory + "/blocks.json")
+        try content.write(toFile: file.path, atomically: false, encoding: .utf8)
+        let log = CapturedLog()
+        #expect(file.load(policy: policy, now: now, logger: log.logger).isEmpty)
+        #expect(log.all.count == 1 && log.all[0].contains("moved it to"), "\(log.all)")
+        #expect(!FileManager.default.fileExists(atPath: file.path))
+    }
+
+    @Test func aFileOthersCouldWriteIsNotTrusted() throws {
+        let directory = temporaryDirectory()
+        let file = AbuseStateFile(path: directory + "/blocks.json")
+        try file.write(records)
+        chmod(file.path, 0o620)
+        let log = CapturedLog()
+        #expect(file.load(policy: policy, now: now, logger: log.logger).isEmpty)
+        #expect(log.all.count == 1 && log.all[0].contains("writable by group or others"))
+        try file.write(records)
+        chmod(file.path, 0o602)
+        #expect(file.load(policy: policy, now: now, logger: log.logger).isEmpty)
+        try file.write(records)
+        #expect(file.load(policy: policy, now: now, logger: log.logger) == records)
+    }
+
+    @Test func encodingIsExactAndDeterministic() throws {
+        let exact = [
+            blockedKey: SourceRecord(
+                failures: 5, windowStart: Timestamp(unixNanoseconds: 1_800_000_000_000_000_001),
+                blockedUntil: Timestamp(unixNanoseconds: 1_800_001_800_500_000_000))
+        ]
+        let bytes = AbuseStateCodec.encode(exact)
+        #expect(
+            String(decoding: bytes, as: UTF8.self)
+                == #"{"version":1,"sources":{"\#(blockedKey)":{"failures":5,"windowStart":1800000000.000000001,"blockedUntil":1800001800.5}}}"#
+                + "\n")
+        #expect(try AbuseStateCodec.decode(bytes) == exact)
+        // The earlier writer's floating-point form still loads.
+        let old =
+            #"{"sources":{"\#(blockedKey)":{"blockedUntil":1800001800,"failures":5,"windowStart":1800000000.25}},"version":1}"#
+        #expect(
+            try AbuseStateCodec.decode(Array(old.utf8))[blockedKey]?.windowStart.unixNanoseconds
+                == 1_800_000_000_250_000_000)
+    }
+
+    /// Even records at the extremes of what the codec accepts never trap in the blocker's arithmetic.
+    @Test func extremeRecordsDoNotOverflowTheBlocker() {
+        let latest = Timestamp(unixSeconds: AbuseStateCodec.latestSecond)
+        var blocker = AbuseBlocker(
+            policy: AbusePolicy(threshold: 3, window: .seconds(Int64.max / 4), blockDuration: .seconds(Int64.max / 4)),
+            restoring: [blockedKey: SourceRecord(failures: 1_000_000, windowStart: latest, blockedUntil: nil)],
+            now: latest)
+        _ = blocker.recordFailure(source: blockedKey, at: latest)
+        #expect(blocker.isBlocked(blockedKey, at: latest))
+        #expect(Timestamp(unixNanoseconds: .max) + .seconds(1) == Timestamp(unixNanoseconds: .max))
+        #expect(Timestamp(unixNanoseconds: .min) - Timestamp(unixNanoseconds: .max) == .nanoseconds(Int64.min))
+    }
+
     @Test func symlinkAtThePathIsNeverFollowed() throws {
         let directory = temporaryDirectory()
         let victim = directory + "/victim"

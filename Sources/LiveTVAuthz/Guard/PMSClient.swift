@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import LiveTVAuthzCore
+import Logging
 import NIOCore
 import NIOHTTP1
 
@@ -13,16 +14,19 @@ public protocol PMSClient: Sendable {
     func identity() async -> String?
 }
 
-/// The real PMS client: one shared AsyncHTTPClient with its connection pool.
+/// The real PMS client: one shared AsyncHTTPClient (made by `PMSHTTPClient.make`: redirects never
+/// followed, a refused connection fails at once) with its connection pool.
 public final class HTTPPMSClient: PMSClient {
     public let baseURL: PMSURL
     public let timeout: Duration
     private let client: HTTPClient
+    private let redirects: RateLimitedLog
 
-    public init(baseURL: PMSURL, timeout: Duration, client: HTTPClient) {
+    public init(baseURL: PMSURL, timeout: Duration, client: HTTPClient, logger: Logger) {
         self.baseURL = baseURL
         self.timeout = timeout
         self.client = client
+        self.redirects = RateLimitedLog(logger: logger, interval: nil)
     }
 
     public func checkToken(_ token: PlexToken) async -> TokenCheck {
@@ -36,10 +40,19 @@ public final class HTTPPMSClient: PMSClient {
             let response = try await client.execute(request, timeout: .nanoseconds(timeout.nanoseconds))
             // Drain the body so the pooled connection can be reused.
             for try await _ in response.body {}
-            switch response.status.code {
+            let status = Int(response.status.code)
+            switch status {
             case 200..<300: return .valid
-            case 401, 403: return .invalid(status: Int(response.status.code))
-            default: return .unavailable(.status(Int(response.status.code)))
+            case 401, 403: return .invalid(status: status)
+            case 300..<400:
+                // Elevation-rules §7: only a 2xx from /library/sections itself proves a token. Following the
+                // redirect would re-send the token and judge whatever answers there.
+                let host = Self.host(ofLocation: response.headers.first(name: "Location"))
+                redirects.warning(
+                    "PMS answered token validation with HTTP \(status) to \(host ?? "a relative location"); not followed, tokens stay unproven"
+                )
+                return .unavailable(.redirect(status: status, locationHost: host))
+            default: return .unavailable(.status(status))
             }
         } catch let error as HTTPClientError where error == .deadlineExceeded {
             return .unavailable(.timeout(timeout))
@@ -61,6 +74,15 @@ public final class HTTPPMSClient: PMSClient {
         }
     }
 
+    /// The host of an absolute `Location` (never its path or query, which may carry a token); `nil` for a
+    /// relative one.
+    static func host(ofLocation location: String?) -> String? {
+        guard let location, let scheme = location.range(of: "://") else { return nil }
+        let authority = location[scheme.upperBound...].prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        let host = authority.split(separator: "@").last.map(String.init) ?? ""
+        return host.isEmpty ? nil : host
+    }
+
     /// `machineIdentifier` from the JSON or XML form of `/identity`.
     static func machineIdentifier(in text: String) -> String? {
         for pattern in [#""machineIdentifier"\s*:\s*"([0-9A-Za-z-]+)""#, #"machineIdentifier="([0-9A-Za-z-]+)""#] {
@@ -77,9 +99,12 @@ public final class HTTPPMSClient: PMSClient {
 
 /// The one HTTP client the service uses for PMS (validation and the `/identity` probe).
 public enum PMSHTTPClient {
+    /// Redirects are never followed (a 3xx would re-send the token elsewhere and let whatever answers there
+    /// validate it), and a refused connection fails at once instead of being retried until the deadline.
     public static func make(eventLoopGroup: any EventLoopGroup) -> HTTPClient {
-        HTTPClient(
-            eventLoopGroup: eventLoopGroup,
-            configuration: HTTPClient.Configuration(timeout: .init(connect: .seconds(1), read: .seconds(10))))
+        var configuration = HTTPClient.Configuration(
+            redirectConfiguration: .disallow, timeout: .init(connect: .seconds(1), read: .seconds(10)))
+        configuration.connectionPool.retryConnectionEstablishment = false
+        return HTTPClient(eventLoopGroup: eventLoopGroup, configuration: configuration)
     }
 }

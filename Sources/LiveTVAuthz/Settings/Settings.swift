@@ -182,7 +182,21 @@ public enum Settings {
 
     public static let maxConnections = Setting<Int>.count(
         "max-connections", env: ["PLEX_LIVETV_AUTHZ_MAX_CONNECTIONS"], default: 1024, range: 1...1_000_000,
-        group: .operations, help: "Most open connections; a connection over the cap is closed at once.")
+        group: .operations,
+        help:
+            "Most open connections per listener (HTTP and gRPC alike); a connection over the cap is closed at once, and a flood on one listener never takes another's capacity."
+    )
+
+    public static let maxConnectionsPerPeer = Setting<Int>.count(
+        "max-connections-per-peer", env: ["PLEX_LIVETV_AUTHZ_MAX_CONNECTIONS_PER_PEER"], default: 256,
+        range: 1...1_000_000, group: .operations,
+        help: "Most open connections from one TCP peer address on one listener (Unix sockets have no peer address).")
+
+    public static let requestTimeout = Setting<Duration>.duration(
+        "request-timeout", env: ["PLEX_LIVETV_AUTHZ_REQUEST_TIMEOUT"], default: .seconds(10), group: .operations,
+        help:
+            "A whole decision request (head and body) must arrive within this time from its first byte; a peer trickling bytes is answered 408 and closed."
+    )
 
     public static let logLevel = Setting<Logger.Level>.value(
         "log-level", env: ["PLEX_LIVETV_AUTHZ_LOG_LEVEL"], default: .info, defaultText: "info", metavar: "LEVEL",
@@ -200,7 +214,7 @@ public enum Settings {
         pmsURL, ownerTokenFile, ownerToken, validationTimeout, readinessInterval, machineID,
         mode, cacheTTL, cacheSize,
         abuseThreshold, abuseWindow, abuseBlockDuration, badAuthCooldown, abuseStateFile, auditSummaryInterval,
-        idleTimeout, maxConnections, logLevel,
+        idleTimeout, maxConnections, maxConnectionsPerPeer, requestTimeout, logLevel,
     ]
 
     /// Commands that talk to PMS as the owner take PMS and the owner token exactly as `serve` does.

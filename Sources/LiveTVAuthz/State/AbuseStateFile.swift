@@ -47,6 +47,22 @@ public struct AbuseStateFile: Sendable {
             return [:]
         }
         defer { close(descriptor) }
+        // A file someone else could have written is not trusted (it decides who is blocked).
+        var status = stat()
+        guard fstat(descriptor, &status) == 0 else {
+            moveAside(now: now, logger: logger, why: String(cString: strerror(errno)))
+            return [:]
+        }
+        if status.st_mode & 0o022 != 0 {
+            moveAside(
+                now: now, logger: logger,
+                why: "it is writable by group or others (mode \(String(status.st_mode & 0o777, radix: 8)))")
+            return [:]
+        }
+        if status.st_uid != geteuid() {
+            moveAside(now: now, logger: logger, why: "it is owned by another user (uid \(status.st_uid))")
+            return [:]
+        }
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
@@ -62,8 +78,15 @@ public struct AbuseStateFile: Sendable {
                 return [:]
             }
         }
-        guard let records = Self.decode(bytes) else {
-            moveAside(now: now, logger: logger, why: "not a valid state file")
+        let records: [String: SourceRecord]
+        do {
+            records = try AbuseStateCodec.decode(bytes)
+        } catch {
+            moveAside(now: now, logger: logger, why: "not a valid state file: \(error)")
+            return [:]
+        }
+        if let implausible = AbuseBlocker.implausibility(of: records, policy: policy, now: now) {
+            moveAside(now: now, logger: logger, why: "not a state file this service wrote: \(implausible)")
             return [:]
         }
         return AbuseBlocker(policy: policy, restoring: records, now: now).sources
@@ -84,7 +107,7 @@ public struct AbuseStateFile: Sendable {
         let temporary = "\(directory)/.\(name).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { throw StateFileError.system("cannot create \(temporary)", errno) }
-        let data = Self.encode(records)
+        let data = AbuseStateCodec.encode(records)
         var written = 0
         var failure: Int32 = 0
         data.withUnsafeBytes { raw in
@@ -127,49 +150,5 @@ public struct AbuseStateFile: Sendable {
                 "abuse state file \(path) is unusable (\(why)) and could not be moved aside (\(String(cString: strerror(errno)))); starting with empty state"
             )
         }
-    }
-
-    /// `{"version":1,"sources":{"sha256:…":{"failures":n,"windowStart":s,"blockedUntil":s}}}` with Unix
-    /// seconds (fractional). Keys sorted so the file diffs cleanly.
-    static func encode(_ records: [String: SourceRecord]) -> Data {
-        var sources: [String: Any] = [:]
-        for (key, record) in records {
-            var entry: [String: Any] = [
-                "failures": record.failures,
-                "windowStart": Double(record.windowStart.unixNanoseconds) / 1e9,
-            ]
-            if let until = record.blockedUntil { entry["blockedUntil"] = Double(until.unixNanoseconds) / 1e9 }
-            sources[key] = entry
-        }
-        let object: [String: Any] = ["version": 1, "sources": sources]
-        return (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
-    }
-
-    /// Strict: anything unexpected, including a key that is not a fingerprint, makes the whole file invalid.
-    static func decode(_ bytes: [UInt8]) -> [String: SourceRecord]? {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
-            object["version"] as? Int == 1, let sources = object["sources"] as? [String: Any]
-        else { return nil }
-        var records: [String: SourceRecord] = [:]
-        for (key, value) in sources {
-            guard Self.isFingerprint(key), let entry = value as? [String: Any],
-                let failures = entry["failures"] as? Int, failures >= 0,
-                let windowStart = (entry["windowStart"] as? NSNumber)?.doubleValue, windowStart.isFinite
-            else { return nil }
-            var blockedUntil: Timestamp? = nil
-            if let until = entry["blockedUntil"] {
-                guard let seconds = (until as? NSNumber)?.doubleValue, seconds.isFinite else { return nil }
-                blockedUntil = Timestamp(unixNanoseconds: Int64(seconds * 1e9))
-            }
-            records[key] = SourceRecord(
-                failures: failures, windowStart: Timestamp(unixNanoseconds: Int64(windowStart * 1e9)),
-                blockedUntil: blockedUntil)
-        }
-        return records
-    }
-
-    static func isFingerprint(_ key: String) -> Bool {
-        key.hasPrefix("sha256:") && key.count == 23
-            && key.dropFirst(7).allSatisfy { ("0"..."9").contains($0) || ("a"..."f").contains($0) }
     }
 }
