@@ -138,7 +138,7 @@ public final class AuthzApplication: Sendable {
         services.append(
             ReloadService(
                 ownerTokenFile: config[Settings.ownerTokenFile]?.path, owner: owner, logger: logger,
-                onOwnerTokenChange: { await validator.flush() }))
+                onOwnerTokenChange: { validator.flush() }))
 
         grpcServers = config[Settings.grpcListen].map {
             GRPCAuthzServer(

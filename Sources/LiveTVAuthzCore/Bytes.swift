@@ -115,7 +115,40 @@ public enum PercentEscaping {
     /// `bytes` as a header-safe string: everything `isHeaderUnsafe` percent-escaped; `%` and every other
     /// byte kept, because the value is already an encoded request-target.
     public static func headerSafe(_ bytes: some Collection<UInt8>) -> String {
-        String(decoding: escape(bytes, where: isHeaderUnsafe), as: UTF8.self)
+        let array = Array(bytes)
+        guard hasHeaderUnsafe(array) else { return String(decoding: array, as: UTF8.self) }
+        return String(decoding: escape(array, where: isHeaderUnsafe), as: UTF8.self)
+    }
+
+    /// Whether any byte must be escaped for a header (one pass, no closure calls on the hot path).
+    public static func hasHeaderUnsafe(_ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBufferPointer { buffer in
+            // Eight bytes at a time with word arithmetic (targets are a few hundred bytes, all scanned):
+            // a lane is unsafe when its high bit is set (non-ASCII), when it is below 0x21, or when it is
+            // 0x7F, `{` or `}`.
+            var index = 0
+            if let base = buffer.baseAddress {
+                let raw = UnsafeRawPointer(base)
+                let ones: UInt64 = 0x0101_0101_0101_0101
+                let highs: UInt64 = 0x8080_8080_8080_8080
+                @inline(__always) func hasZero(_ x: UInt64) -> Bool { (x &- ones) & ~x & highs != 0 }
+                while index + 8 <= buffer.count {
+                    let word = raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                    if word & highs != 0 || (word &- ones &* 0x21) & ~word & highs != 0
+                        || hasZero(word ^ (ones &* 0x7F))
+                        || hasZero(word ^ (ones &* 0x7B)) || hasZero(word ^ (ones &* 0x7D))
+                    {
+                        return true
+                    }
+                    index += 8
+                }
+            }
+            while index < buffer.count {
+                if isHeaderUnsafe(buffer[index]) { return true }
+                index += 1
+            }
+            return false
+        }
     }
 
     /// The same for a string; returns it unchanged (no copy) when nothing needs escaping.

@@ -88,9 +88,9 @@ public struct RequestTarget: Sendable, Hashable, CustomStringConvertible {
     public let pathEnd: Int
     /// The query's components (empty when there is no query).
     public let query: FormEncodedFields
-    /// The target as it travels in a header value: every byte outside the header-safe set percent-escaped
-    /// (`%FF`), so no byte is ever replaced by another character.
-    public let wire: String
+    /// The original text when the target came as a string with nothing to escape (then `wire` costs
+    /// nothing); `nil` otherwise.
+    private let text: String?
 
     public init(_ target: String) {
         self.init(bytes: Array(target.utf8), text: target)
@@ -105,12 +105,13 @@ public struct RequestTarget: Sendable, Hashable, CustomStringConvertible {
         let pathEnd = bytes.firstIndex(of: 0x3F) ?? bytes.count
         self.pathEnd = pathEnd
         self.query = FormEncodedFields(bytes: bytes, from: min(pathEnd + 1, bytes.count))
-        if let text, !bytes.contains(where: PercentEscaping.isHeaderUnsafe) {
-            self.wire = text
-        } else {
-            self.wire = PercentEscaping.headerSafe(bytes)
-        }
+        self.text = text.flatMap { PercentEscaping.hasHeaderUnsafe(bytes) ? nil : $0 }
     }
+
+    /// The target as it travels in a header value: every byte outside the header-safe set percent-escaped
+    /// (`%FF`), so no byte is ever replaced by another character. Built on demand (an elevated decision
+    /// never needs the original's).
+    public var wire: String { text ?? PercentEscaping.headerSafe(bytes) }
 
     /// The path bytes (before the first `?`).
     public var path: ArraySlice<UInt8> { bytes[0..<pathEnd] }

@@ -114,68 +114,29 @@ public final class AuthzServer: Service, Sendable {
         do {
             switch try await negotiation.get() {
             case .http1(let channel, let transport):
+                // Requests in order; most are answered without suspending (`begin`), the rest wait for PMS.
                 try await channel.executeThenClose { inbound, outbound in
                     for try await request in inbound {
-                        try await outbound.write(await service.respond(to: request, transport: transport))
+                        switch service.begin(request, transport: transport) {
+                        case .ready(let response): try await outbound.write(response)
+                        case .pending(let pending): try await outbound.write(await service.complete(pending))
+                        }
                     }
                 }
-            case .http2(let multiplexer, let transport):
+            case .http2(let pending):
+                // Streams answer themselves on the event loop; only those waiting for PMS arrive here, each
+                // finished in a child task so one slow validation never holds up the others.
                 await withDiscardingTaskGroup { streams in
-                    do {
-                        for try await stream in multiplexer.inbound {
-                            streams.addTask { await self.serveStream(stream, transport: transport) }
+                    for await answer in pending {
+                        streams.addTask {
+                            let response = await self.service.complete(answer.pending)
+                            HTTP2DecisionStreamHandler.write(response, isHead: answer.isHead, on: answer.stream)
                         }
-                    } catch {}
+                    }
                 }
             }
         } catch {
             logger.trace("connection ended: \(error)")
-        }
-    }
-
-    /// One h2c stream: one request, one response.
-    private func serveStream(
-        _ stream: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, transport: ListenerTransport
-    ) async {
-        do {
-            try await stream.executeThenClose { inbound, outbound in
-                var head: HTTPRequestHead?
-                var body: [UInt8] = []
-                var tooLarge = false
-                for try await part in inbound {
-                    switch part {
-                    case .head(let received): head = received
-                    case .body(let buffer):
-                        if !tooLarge, body.count + buffer.readableBytes <= ServerSettings.maximumBodyBytes {
-                            body += buffer.readableBytesView
-                        } else {
-                            tooLarge = true
-                            body = []
-                        }
-                    case .end:
-                        guard let head else { return }
-                        let request = WireRequest(
-                            method: head.method.rawValue, uri: head.uri,
-                            headers: WireHeaders(head.headers.map { WireField($0.name, $0.value) }), body: body,
-                            bodyTooLarge: tooLarge)
-                        let response = await service.respond(to: request, transport: transport)
-                        var headers = HTTPHeaders(response.headers)
-                        headers.add(name: "content-length", value: String(response.body.count))
-                        try await outbound.write(
-                            .head(
-                                HTTPResponseHead(
-                                    version: .http2, status: HTTPResponseStatus(statusCode: response.status),
-                                    headers: headers)))
-                        if head.method != .HEAD, !response.body.isEmpty {
-                            try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: response.body))))
-                        }
-                        try await outbound.write(.end(nil))
-                        return
-                    }
-                }
-            }
-        } catch {
-            logger.trace("stream ended: \(error)")
         }
     }
 
@@ -188,6 +149,7 @@ public final class AuthzServer: Service, Sendable {
         async throws -> Listener
     {
         let settings = self.settings
+        let service = self.service
         let trust = self.trust
         let metrics = self.metrics
         let logger = self.logger
@@ -221,7 +183,8 @@ public final class AuthzServer: Service, Sendable {
                 try sync.addHandler(IdleStateHandler(readTimeout: .nanoseconds(settings.idleTimeout.nanoseconds)))
                 try sync.addHandler(IdleCloseHandler())
                 try sync.addHandler(
-                    ProtocolSniffer(limits: settings.http1Limits, transport: transport, promise: promise))
+                    ProtocolSniffer(
+                        limits: settings.http1Limits, service: service, transport: transport, promise: promise))
                 return promise.futureResult
             }
         }

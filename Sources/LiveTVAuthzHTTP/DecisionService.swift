@@ -27,57 +27,83 @@ public final class DecisionService: Sendable {
         self.configurationErrors = RateLimitedLog(logger: logger, interval: .seconds(60))
     }
 
+    /// An answer now, or a decision waiting for PMS.
+    public enum Answer: Sendable {
+        case ready(ServerResponse)
+        case pending(Pending)
+    }
+
+    /// A decision waiting for PMS's answer about its token.
+    public struct Pending: Sendable {
+        let guardProgress: Guard.Pending
+        let endpoint: String
+    }
+
+    /// The whole answer (waits for PMS when it must).
     public func respond(to wire: WireRequest, transport: ListenerTransport) async -> ServerResponse {
+        switch begin(wire, transport: transport) {
+        case .ready(let response): return response
+        case .pending(let pending): return await complete(pending)
+        }
+    }
+
+    /// Answers without suspending whenever the guard can (operator endpoints, refusals, non-candidates,
+    /// cached tokens); only a token PMS must still be asked about comes back pending.
+    public func begin(_ wire: WireRequest, transport: ListenerTransport) -> Answer {
         let path = wire.path
         let endpoint: String
-        let response: ServerResponse
+        let adapter: (WireRequest) throws(AdapterError) -> AuthzRequest
         switch path {
         case "/v1/nginx":
             endpoint = "nginx"
-            response = await decide(wire, transport: transport, adapter: NginxAdapter.request)
+            adapter = NginxAdapter.request
         case "/v1/forward":
             endpoint = "forward"
-            response = await decide(wire, transport: transport, adapter: ForwardAuthAdapter.request)
+            adapter = ForwardAuthAdapter.request
         case _ where path == EnvoyHTTPAdapter.prefix || path.hasPrefix(EnvoyHTTPAdapter.prefix + "/"):
             endpoint = "envoy"
-            response = await decide(wire, transport: transport, adapter: EnvoyHTTPAdapter.request)
+            adapter = EnvoyHTTPAdapter.request
         default:
             guard let answer = operators.respond(path: path) else {
-                metrics.recordResponse(endpoint: "unknown", status: 404)
-                return .text(404, "not found")
+                return .ready(finish(.text(404, "not found"), "unknown"))
             }
-            endpoint = answer.endpoint
-            response = answer.response
+            return .ready(finish(answer.response, answer.endpoint))
         }
-        metrics.recordResponse(endpoint: endpoint, status: response.status)
-        return response
-    }
-
-    private func decide(
-        _ wire: WireRequest, transport: ListenerTransport,
-        adapter: (WireRequest) throws(AdapterError) -> AuthzRequest
-    ) async -> ServerResponse {
         switch trust.authenticate(transport, presentedKey: wire.headers.firstText(ControlHeaders.frontendKey)) {
         case .trusted: break
-        case .wrongKey: return .text(401, "missing or wrong X-Plexauthz-Key")
-        case .peerNotAllowed: return .text(403, "not an allowed frontend")
+        case .wrongKey: return .ready(finish(.text(401, "missing or wrong X-Plexauthz-Key"), endpoint))
+        case .peerNotAllowed: return .ready(finish(.text(403, "not an allowed frontend"), endpoint))
         }
-        let request: AuthzRequest
+        var request: AuthzRequest
         do {
             request = try adapter(wire)
         } catch {
             configurationErrors.error("frontend configuration error: \(error.description) (answering 500)")
-            return .text(500, "frontend configuration error: \(error.description)")
+            return .ready(finish(.text(500, "frontend configuration error: \(error.description)"), endpoint))
         }
         guard request.target.bytes.count <= Self.maximumTargetBytes else {
-            return .text(414, "original request-target over \(Self.maximumTargetBytes) bytes")
+            return .ready(finish(.text(414, "original request-target over \(Self.maximumTargetBytes) bytes"), endpoint))
         }
-        var described = request
-        if case .tcp(let peer) = transport { described.peer.connectionAddress = peer }
-        let decision = await guardian.decide(described)
-        if decision.rejected {
-            return ServerResponse(status: 403, headers: DecisionHeaders.blocked(decision))
+        if case .tcp(let peer) = transport { request.peer.connectionAddress = peer }
+        switch guardian.begin(request) {
+        case .decided(let decision): return .ready(finish(Self.answer(decision), endpoint))
+        case .pending(let pending): return .pending(Pending(guardProgress: pending, endpoint: endpoint))
         }
-        return ServerResponse(status: 200, headers: DecisionHeaders.allow(decision))
+    }
+
+    /// Finishes a pending answer once PMS has been asked.
+    public func complete(_ pending: Pending) async -> ServerResponse {
+        finish(Self.answer(await guardian.complete(pending.guardProgress)), pending.endpoint)
+    }
+
+    private func finish(_ response: ServerResponse, _ endpoint: String) -> ServerResponse {
+        metrics.recordResponse(endpoint: endpoint, status: response.status)
+        return response
+    }
+
+    static func answer(_ decision: AuthzDecision) -> ServerResponse {
+        decision.rejected
+            ? ServerResponse(status: 403, headers: DecisionHeaders.blocked(decision))
+            : ServerResponse(status: 200, headers: DecisionHeaders.allow(decision))
     }
 }

@@ -6,9 +6,8 @@ import NIOHTTP2
 /// A connection after its first bytes: HTTP/1.1, or h2c with its stream multiplexer.
 enum NegotiatedConnection: Sendable {
     case http1(NIOAsyncChannel<WireRequest, ServerResponse>, ListenerTransport)
-    case http2(
-        NIOHTTP2Handler.AsyncStreamMultiplexer<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>>,
-        ListenerTransport)
+    /// h2c: streams are answered by their own handlers; what waits for PMS arrives here.
+    case http2(AsyncStream<PendingStreamAnswer>)
 }
 
 /// Reads the first bytes of a connection: the HTTP/2 connection preface means h2c (prior knowledge),
@@ -20,14 +19,19 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
 
     static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
     private let limits: HTTP1Limits
+    private let service: DecisionService
     private let transport: ListenerTransport
     private let promise: EventLoopPromise<NegotiatedConnection>
     private var resolved = false
     private var buffered: ByteBuffer?
     private var deadline: Scheduled<Void>?
 
-    init(limits: HTTP1Limits, transport: ListenerTransport, promise: EventLoopPromise<NegotiatedConnection>) {
+    init(
+        limits: HTTP1Limits, service: DecisionService, transport: ListenerTransport,
+        promise: EventLoopPromise<NegotiatedConnection>
+    ) {
         self.limits = limits
+        self.service = service
         self.transport = transport
         self.promise = promise
     }
@@ -78,20 +82,25 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func configureHTTP2(context: ChannelHandlerContext) throws -> NegotiatedConnection {
-        var configuration = NIOHTTP2Handler.Configuration()
-        configuration.connection.initialSettings = [
+        let service = self.service
+        let transport = self.transport
+        let (pending, slow) = AsyncStream.makeStream(of: PendingStreamAnswer.self)
+        var connection = NIOHTTP2Handler.ConnectionConfiguration()
+        connection.initialSettings = [
             HTTP2Setting(parameter: .maxConcurrentStreams, value: 128),
             HTTP2Setting(parameter: .maxHeaderListSize, value: ServerSettings.maximumHeadBytes),
         ]
-        let multiplexer = try context.pipeline.syncOperations.configureAsyncHTTP2Pipeline(
-            mode: .server, configuration: configuration
+        let sync = context.pipeline.syncOperations
+        _ = try sync.configureHTTP2Pipeline(
+            mode: .server, connectionConfiguration: connection, streamConfiguration: .init()
         ) { stream in
             stream.eventLoop.makeCompletedFuture {
                 try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
-                return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(
-                    wrappingChannelSynchronously: stream)
+                try stream.pipeline.syncOperations.addHandler(
+                    HTTP2DecisionStreamHandler(service: service, transport: transport, slow: slow))
             }
         }
-        return .http2(multiplexer, transport)
+        try sync.addHandler(PendingAnswersFinisher(slow: slow))
+        return .http2(pending)
     }
 }

@@ -145,3 +145,21 @@ struct BodyTests {
         #expect(rule == (body.isEmpty ? .playQueue : .none))
     }
 }
+
+@Suite("Header-safe bytes")
+struct HeaderSafeTests {
+    /// The word-at-a-time scan agrees with the byte predicate for every byte value at every position.
+    @Test func fastScanAgreesWithTheBytePredicate() {
+        for length in 0..<40 {
+            for position in 0..<max(length, 1) {
+                for value in UInt8.min...UInt8.max {
+                    var bytes = [UInt8](repeating: 0x61, count: length)
+                    if length > 0 { bytes[position] = value }
+                    #expect(
+                        PercentEscaping.hasHeaderUnsafe(bytes) == bytes.contains(where: PercentEscaping.isHeaderUnsafe),
+                        "length \(length), byte \(value) at \(position)")
+                }
+            }
+        }
+    }
+}

@@ -206,11 +206,18 @@ struct TokenValidatorTests {
         let clock = ManualClock()
         let validator = TokenValidator(client: pms, clock: clock, ttl: .seconds(300))
         let token = PlexToken(userValue)!
-        #expect(await validator.validate(token) == TokenValidation(check: .valid, cacheHit: false))
+        let first = clock.now()
+        #expect(
+            await validator.validate(token)
+                == TokenValidation(check: .valid, cacheHit: false, validUntil: first + .seconds(300)))
         clock.advance(.seconds(299))
         #expect(await validator.validate(token).cacheHit)
+        #expect(validator.cachedValidation(token)?.validUntil == first + .seconds(300))
         clock.advance(.seconds(1))
-        #expect(await validator.validate(token) == TokenValidation(check: .valid, cacheHit: false))
+        #expect(validator.cachedValidation(token) == nil)
+        #expect(
+            await validator.validate(token)
+                == TokenValidation(check: .valid, cacheHit: false, validUntil: first + .seconds(600)))
         #expect(pms.callCount == 2)
     }
 

@@ -188,14 +188,16 @@ struct StateFileTests {
         let clock = ManualClock(now)
         let writer = AbuseStateWriterBox()
         let state = InMemoryGuardState(blocker: AbuseBlocker(policy: AbusePolicy(threshold: 3))) { writer.markDirty() }
-        // Through the protocol, as the guard uses it (a shared store would be asynchronous).
+        // Through the protocol, as the guard uses it.
         let store: any GuardStateStore = state
         let log = CapturedLog()
-        let stateWriter = AbuseStateWriter(file: file, logger: log.logger) { await store.snapshot(at: clock.now()) }
+        let stateWriter = AbuseStateWriter(file: file, logger: log.logger) { store.snapshot(at: clock.now()) }
         writer.set(stateWriter)
         let running = Task { await stateWriter.run() }
-        for i in 0..<200 { _ = await store.recordFailure(source: Fingerprint.of("10.0.0.\(i % 50)"), at: now) }
-        for _ in 0..<3 { _ = await store.recordFailure(source: blockedKey, at: now) }
+        for i in 0..<200 { store.recordFailure(source: Fingerprint.of("10.0.0.\(i % 50)"), at: now) { _, _ in } }
+        let blocks = Mutex(0)
+        for _ in 0..<3 { store.recordFailure(source: blockedKey, at: now) { _, _ in blocks.withLock { $0 += 1 } } }
+        #expect(blocks.withLock { $0 } == 1)
         stateWriter.finish()
         await running.value
         let loaded = file.load(policy: AbusePolicy(threshold: 3), now: now, logger: log.logger)

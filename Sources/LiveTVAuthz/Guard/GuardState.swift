@@ -2,15 +2,21 @@ import LiveTVAuthzCore
 import Synchronization
 
 /// The guard's memory of abuse: failure windows, blocks and cooldowns, keyed by fingerprints.
-/// A protocol (and async) so a shared store can replace the in-memory one for several instances.
+///
+/// Synchronous on purpose: the guard reads it on every candidate and must not suspend for it. A shared
+/// store keeps a local mirror for these reads and does its database work off the request path; that is why
+/// a failure reports the block it causes through `onBlock` (at once in memory, when the database says so
+/// for a shared store) instead of returning it.
 public protocol GuardStateStore: Sendable {
-    func isBlocked(source: String, at now: Timestamp) async -> Bool
-    func isCoolingDown(source: String, token: String, at now: Timestamp) async -> Bool
-    func recordFailure(source: String, at now: Timestamp) async -> FailureOutcome
-    func recordDenial(source: String, token: String, at now: Timestamp) async
-    func activeBlocks(at now: Timestamp) async -> Int
+    func isBlocked(source: String, at now: Timestamp) -> Bool
+    func isCoolingDown(source: String, token: String, at now: Timestamp) -> Bool
+    /// Counts a failure; `onBlock(failures, until)` is called once when this failure crosses the threshold.
+    func recordFailure(
+        source: String, at now: Timestamp, onBlock: @escaping @Sendable (_ failures: Int, _ until: Timestamp) -> Void)
+    func recordDenial(source: String, token: String, at now: Timestamp)
+    func activeBlocks(at now: Timestamp) -> Int
     /// The records to persist (expired ones dropped).
-    func snapshot(at now: Timestamp) async -> [String: SourceRecord]
+    func snapshot(at now: Timestamp) -> [String: SourceRecord]
 }
 
 /// The in-memory store: the pure `AbuseBlocker` behind a mutex. `onChange` is called after every change
@@ -32,10 +38,12 @@ public final class InMemoryGuardState: GuardStateStore {
         blocker.withLock { $0.isCoolingDown(source: source, token: token, at: now) }
     }
 
-    public func recordFailure(source: String, at now: Timestamp) -> FailureOutcome {
+    public func recordFailure(
+        source: String, at now: Timestamp, onBlock: @escaping @Sendable (Int, Timestamp) -> Void
+    ) {
         let outcome = blocker.withLock { $0.recordFailure(source: source, at: now) }
         if outcome != .alreadyBlocked { onChange() }
-        return outcome
+        if case .blocked(let failures, let until) = outcome { onBlock(failures, until) }
     }
 
     public func recordDenial(source: String, token: String, at now: Timestamp) {

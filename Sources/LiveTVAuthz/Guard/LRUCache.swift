@@ -1,7 +1,7 @@
 /// A bounded map that evicts the least recently used entry; O(1) get, set and eviction.
-/// Not thread-safe: its owner (the validator actor) serialises access.
+/// Not thread-safe: its owner (the validator, behind a mutex) serialises access.
 struct LRUCache<Key: Hashable, Value> {
-    private struct Node {
+    fileprivate struct Node {
         var key: Key
         var value: Value
         var newer: Int
@@ -27,6 +27,11 @@ struct LRUCache<Key: Hashable, Value> {
         guard let slot = index[key] else { return nil }
         moveToFront(slot)
         return nodes[slot].value
+    }
+
+    /// The value, without marking it used.
+    func peek(_ key: Key) -> Value? {
+        index[key].map { nodes[$0].value }
     }
 
     /// Inserts or replaces; returns the evicted key when the cache was full.
@@ -80,3 +85,6 @@ struct LRUCache<Key: Hashable, Value> {
         if node.older >= 0 { nodes[node.older].newer = node.newer } else { oldest = node.newer }
     }
 }
+
+extension LRUCache: Sendable where Key: Sendable, Value: Sendable {}
+extension LRUCache.Node: Sendable where Key: Sendable, Value: Sendable {}

@@ -1,70 +1,130 @@
 import Crypto
 import LiveTVAuthzCore
+import Synchronization
 
-/// What validation answered and whether the answer came from the cache.
+/// What validation answered, whether the answer came from the cache, and until when a valid answer holds.
 public struct TokenValidation: Sendable, Hashable {
     public var check: TokenCheck
     public var cacheHit: Bool
+    /// For a valid answer: when its cache entry expires (a tracked session's tokenless media is elevated
+    /// only until then).
+    public var validUntil: Timestamp?
 
-    public init(check: TokenCheck, cacheHit: Bool) {
+    public init(check: TokenCheck, cacheHit: Bool, validUntil: Timestamp? = nil) {
         self.check = check
         self.cacheHit = cacheHit
+        self.validUntil = validUntil
     }
 }
 
 /// Proves inbound tokens against PMS. A protocol so the guard can be tested with a scripted validator.
 public protocol TokenValidating: Sendable {
+    /// The cached answer, without waiting (`nil`: PMS must be asked).
+    func cachedValidation(_ token: PlexToken) -> TokenValidation?
     func validate(_ token: PlexToken) async -> TokenValidation
 }
 
 /// Validates tokens against PMS with a positive cache and single-flight.
 ///
 /// - The cache holds only *valid* answers, keyed by SHA-256 of the token (the raw token is never stored),
-///   for `ttl`, bounded to `capacity` entries (least recently used evicted).
+///   for `ttl`, bounded to `capacity` entries (least recently used evicted). It is read without
+///   suspending, so a cached token costs the request path one lock.
 /// - Concurrent requests with the same uncached token share one PMS call (a guide grid opens dozens at
 ///   once); its answer is handed to every waiter.
 /// - Invalid answers are not cached here (the per-source cooldown handles repeats); unavailable answers
 ///   are never cached anywhere.
-public actor TokenValidator: TokenValidating {
+public final class TokenValidator: TokenValidating {
+    private struct State {
+        var cache: LRUCache<TokenKey, Timestamp>
+        var inFlight: [TokenKey: Task<TokenCheck, Never>] = [:]
+        var pmsCalls = 0
+    }
+
     private let client: any PMSClient
     private let clock: any WallClock
     public let ttl: Duration
-    private var cache: LRUCache<SHA256.Digest, Timestamp>
-    private var inFlight: [SHA256.Digest: Task<TokenCheck, Never>] = [:]
-    /// PMS calls made (metrics, tests).
-    public private(set) var pmsCalls = 0
+    private let state: Mutex<State>
 
     public init(client: any PMSClient, clock: any WallClock, ttl: Duration = .seconds(300), capacity: Int = 10_000) {
         self.client = client
         self.clock = clock
         self.ttl = ttl
-        self.cache = LRUCache(capacity: capacity)
+        self.state = Mutex(State(cache: LRUCache(capacity: capacity)))
     }
 
-    public var cachedTokens: Int { cache.count }
+    public var cachedTokens: Int { state.withLock { $0.cache.count } }
+
+    /// PMS calls made (metrics, tests).
+    public var pmsCalls: Int { state.withLock { $0.pmsCalls } }
+
+    public func cachedValidation(_ token: PlexToken) -> TokenValidation? {
+        cached(TokenKey(token))
+    }
+
+    private func cached(_ key: TokenKey) -> TokenValidation? {
+        let now = clock.now()
+        return state.withLock { state in
+            guard let expiry = state.cache.get(key) else { return nil }
+            if expiry > now { return TokenValidation(check: .valid, cacheHit: true, validUntil: expiry) }
+            state.cache.remove(key)
+            return nil
+        }
+    }
 
     public func validate(_ token: PlexToken) async -> TokenValidation {
-        let key = SHA256.hash(data: Array(token.value.utf8))
-        if let expiry = cache.get(key) {
-            if expiry > clock.now() { return TokenValidation(check: .valid, cacheHit: true) }
-            cache.remove(key)
-        }
-        if let running = inFlight[key] {
-            return TokenValidation(check: await running.value, cacheHit: false)
-        }
-        pmsCalls += 1
+        let key = TokenKey(token)
+        if let hit = cached(key) { return hit }
         let client = self.client
-        let task = Task { await client.checkToken(token) }
-        inFlight[key] = task
+        let (task, joined) = state.withLock { state -> (Task<TokenCheck, Never>, Bool) in
+            if let running = state.inFlight[key] { return (running, true) }
+            state.pmsCalls += 1
+            let task = Task { await client.checkToken(token) }
+            state.inFlight[key] = task
+            return (task, false)
+        }
         let check = await task.value
-        inFlight[key] = nil
-        if check == .valid { cache.set(key, clock.now() + ttl) }
-        return TokenValidation(check: check, cacheHit: false)
+        guard !joined else {
+            return TokenValidation(check: check, cacheHit: false, validUntil: check == .valid ? cachedUntil(key) : nil)
+        }
+        let expiry = clock.now() + ttl
+        state.withLock { state in
+            state.inFlight[key] = nil
+            if check == .valid { state.cache.set(key, expiry) }
+        }
+        return TokenValidation(check: check, cacheHit: false, validUntil: check == .valid ? expiry : nil)
+    }
+
+    private func cachedUntil(_ key: TokenKey) -> Timestamp? {
+        state.withLock { $0.cache.peek(key) }
     }
 
     /// Forgets every cached answer (SIGHUP, when the owner token changed: a shared user's access may have
     /// changed with it).
     public func flush() {
-        cache = LRUCache(capacity: cache.capacity)
+        state.withLock { $0.cache = LRUCache(capacity: $0.cache.capacity) }
+    }
+}
+
+/// SHA-256 of a token, the cache's key (the raw token is never stored).
+struct TokenKey: Hashable, Sendable {
+    let words: (UInt64, UInt64, UInt64, UInt64)
+
+    init(_ token: PlexToken) {
+        var parts: [UInt64] = []
+        parts.reserveCapacity(4)
+        let digest = SHA256.hash(data: Array(token.value.utf8))
+        digest.withUnsafeBytes { raw in
+            for index in 0..<4 { parts.append(raw.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self)) }
+        }
+        words = (parts[0], parts[1], parts[2], parts[3])
+    }
+
+    static func == (lhs: TokenKey, rhs: TokenKey) -> Bool { lhs.words == rhs.words }
+
+    func hash(into hasher: inout Hasher) {
+        hasher.combine(words.0)
+        hasher.combine(words.1)
+        hasher.combine(words.2)
+        hasher.combine(words.3)
     }
 }

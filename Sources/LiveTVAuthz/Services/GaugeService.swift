@@ -17,8 +17,8 @@ public struct GaugeService: Service {
 
     public func run() async throws {
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
-            metrics.activeBlocks.record(await state.activeBlocks(at: clock.now()))
-            metrics.cacheEntries.record(await validator.cachedTokens)
+            metrics.activeBlocks.record(state.activeBlocks(at: clock.now()))
+            metrics.cacheEntries.record(validator.cachedTokens)
             do {
                 try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(10)) }
             } catch {
