@@ -6,19 +6,30 @@ import LiveTVAuthzCore
 /// every accepted number is within the format's range.
 let stateFileTarget: FuzzTarget = { data, size in
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
-    guard let records = try? AbuseStateCodec.decode(bytes) else { return 0 }
-    let latest = Timestamp(unixSeconds: AbuseStateCodec.latestSecond)
-    for record in records.values {
-        precondition(record.failures >= 0 && Int64(record.failures) <= AbuseStateCodec.maximumFailures)
+    guard let snapshot = try? GuardStateCodec.decode(bytes) else { return 0 }
+    let latest = Timestamp(unixSeconds: GuardStateCodec.latestSecond)
+    for record in snapshot.sources.values {
+        precondition(record.failures >= 0 && Int64(record.failures) <= GuardStateCodec.maximumFailures)
         precondition(record.windowStart <= latest && (record.blockedUntil ?? latest) <= latest)
     }
-    let again = try? AbuseStateCodec.decode(AbuseStateCodec.encode(records))
-    precondition(again == records, "a decoded state does not survive encode and decode")
-    // The plausibility check and the blocker's arithmetic must not trap either.
+    for session in snapshot.sessions {
+        precondition(!session.keys.isEmpty && session.keys.count <= GuardStateCodec.maximumKeysPerSession)
+        precondition(session.lastSeen <= latest && session.provenUntil <= latest)
+    }
+    let again = try? GuardStateCodec.decode(GuardStateCodec.encode(snapshot))
+    precondition(
+        again?.sources == snapshot.sources && Set(again?.sessions ?? []) == Set(snapshot.sessions),
+        "a decoded state does not survive encode and decode")
+    // The plausibility check and the pure state types' arithmetic must not trap either.
     let now = Timestamp(unixSeconds: 1_800_000_000)
-    _ = AbuseBlocker.implausibility(of: records, policy: AbusePolicy(), now: now)
-    var blocker = AbuseBlocker(policy: AbusePolicy(), restoring: records, now: now)
-    for key in records.keys.prefix(4) { _ = blocker.recordFailure(source: key, at: now) }
+    _ = GuardStateCodec.implausibility(of: snapshot, policy: AbusePolicy(), now: now)
+    var blocker = AbuseBlocker(policy: AbusePolicy(), restoring: snapshot.sources, now: now)
+    for key in snapshot.sources.keys.prefix(4) { _ = blocker.recordFailure(source: key, at: now) }
+    var tracker = PlaybackTracker(policy: PlaybackPolicy(), restoring: snapshot.sessions, now: now)
+    for session in snapshot.sessions.prefix(4) {
+        _ = tracker.session(named: session.keys, at: now)
+        tracker.touch(session.id, learning: session.keys, provenUntil: session.provenUntil, at: now)
+    }
     return 0
 }
 

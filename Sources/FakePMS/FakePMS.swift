@@ -126,6 +126,12 @@ public final class FakePMS: Sendable {
         state.withLock { $0.log.removeAll() }
     }
 
+    /// Each token's history (labels `OWNER`, `USER`, …).
+    public var history: [String: FakeHistory] { state.withLock { $0.playback.history } }
+
+    /// The live session uuids tuned so far.
+    public var liveSessions: [String: String] { state.withLock { $0.playback.liveSessions } }
+
     /// The last request to `path`.
     public func last(path: String) -> RecordedRequest? { requests(path: path).last }
 
@@ -157,6 +163,10 @@ public final class FakePMS: Sendable {
             response.abortConnection = true
         } else if config.strict, distinct.count > 1 {
             response = Self.text(400, "token carriers disagree")
+        } else if let played = state.withLock({
+            Self.playback(&$0.playback, request, path: path, params: params, tokenClass: tokenClass)
+        }) {
+            response = played
         } else {
             response = route(request, path: path, params: params, tokenClass: tokenClass, config: config)
         }
@@ -333,21 +343,8 @@ public final class FakePMS: Sendable {
                 return response
             }
             return Self.text(400, "websocket upgrade required")
-        case "/:/timeline":
-            return liveParameter(["key"]) && !entitled ? forbidden : container(json, attributes: ["size": "0"])
         default:
             break
-        }
-        if method == "POST", Self.isTunePath(path) {
-            guard entitled else { return forbidden }
-            var response = container(
-                json, attributes: ["size": "1"],
-                children: [
-                    ("MediaSubscription", ["key": "809", "type": "rolling"]),
-                    ("Video", ["key": "/livetv/sessions/c1e26483-946b-4f8a-8120-bd498bd31386"]),
-                ])
-            response.headers.append(("X-Plex-Activity", "fake-activity-1"))
-            return response
         }
         let liveOnly = ["/livetv/", "/tv.plex.providers.epg.xmltv:", "/media/grabbers/", "/media/subscriptions"]
         if liveOnly.contains(where: { path.hasPrefix($0) }) || path == "/media/subscriptions" {
@@ -362,7 +359,7 @@ public final class FakePMS: Sendable {
             return (liveParameter(["uri", "path"]) || bodyLive) && !entitled
                 ? forbidden : container(json, attributes: ["size": "0"])
         }
-        let ordinary = ["/library/", "/hubs/", "/photo/:/transcode", "/:/scrobble"]
+        let ordinary = ["/library/", "/hubs/", "/photo/:/transcode"]
         if ordinary.contains(where: { path.hasPrefix($0) }) {
             return container(json, attributes: ["size": "0"])
         }
@@ -380,6 +377,87 @@ public final class FakePMS: Sendable {
             attributes["ownerFeatures"] = "camera_upload,dvr,livetv,sync"
         }
         return attributes
+    }
+
+    /// Plex-wire §2.7: tune, transcode starts, media of the sessions they start (served to the token that
+    /// started them and to tokenless requests, 403 to any other), keep-alives and history. `nil` for every
+    /// other request.
+    static func playback(
+        _ playback: inout FakePlayback, _ request: FakeRequest, path: String, params: [Param], tokenClass: TokenClass
+    ) -> FakeResponse? {
+        let label = tokenClass.rawValue
+        let value = { (name: String) in params.first { $0.name.lowercased() == name }?.value }
+        let forbidden = FakeResponse(status: 403, headers: [("Content-Type", "text/html")], body: h403)
+        let unauthorized = FakeResponse(status: 401, headers: [("Content-Type", "text/html")], body: h401)
+        func media(_ owner: String?, _ body: String) -> FakeResponse {
+            guard let owner else { return text(404, "no such session") }
+            guard tokenClass == .none || label == owner else { return forbidden }
+            return FakeResponse(
+                status: 200, headers: [("Content-Type", "application/octet-stream")], body: Array(body.utf8))
+        }
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        if request.method == "POST", isTunePath(path) {
+            guard tokenClass.authorized else { return unauthorized }
+            guard tokenClass.entitled else { return forbidden }
+            playback.tunes += 1
+            let uuid = String(format: "c1e26483-946b-4f8a-8120-%012x", playback.tunes)
+            playback.liveSessions[uuid] = label
+            let xml = """
+                <?xml version="1.0" encoding="UTF-8"?>
+                <MediaContainer size="1"><MediaSubscription key="809" type="rolling"><MediaGrabOperation>\
+                <Video key="/livetv/sessions/\(uuid)"><Media><Part key="/livetv/sessions/\(uuid)/tsid/index.m3u8"/>\
+                </Media></Video></MediaGrabOperation></MediaSubscription></MediaContainer>
+
+                """
+            return FakeResponse(
+                status: 200,
+                headers: [("Content-Type", "text/xml;charset=utf-8"), ("X-Plex-Activity", "fake-activity")],
+                body: Array(xml.utf8))
+        }
+        guard request.method == "GET" || request.method == "HEAD" else { return nil }
+        if segments.count >= 4, segments[1] == "livetv", segments[2] == "sessions" {
+            return media(playback.liveSessions[segments[3]], path.hasSuffix(".m3u8") ? "#EXTM3U\n" : "TS")
+        }
+        let universal = "/video/:/transcode/universal/"
+        if path.hasPrefix(universal + "session/") {
+            let tsid = path.dropFirst((universal + "session/").count).split(separator: "/").first.map(String.init) ?? ""
+            return media(playback.transcodeSessions[tsid], "M4S")
+        }
+        if path.hasPrefix(universal) {
+            let action = String(path.dropFirst(universal.count))
+            guard tokenClass.authorized else { return unauthorized }
+            if action == "stop" || action == "ping" {
+                if action == "stop", let tsid = value("session") { playback.transcodeSessions[tsid] = nil }
+                return text(200, "")
+            }
+            if action.hasPrefix("decision") || action.hasPrefix("start"), let live = value("path"),
+                mentionsLiveTV(live)
+            {
+                guard tokenClass.entitled else { return forbidden }
+                if let tsid = value("session") { playback.transcodeSessions[tsid] = label }
+                return text(200, action.hasPrefix("start.m3u8") ? "#EXTM3U\n" : "<MediaContainer size=\"0\"/>")
+            }
+            return nil
+        }
+        switch path {
+        case "/:/timeline", "/:/progress":
+            guard tokenClass.authorized else { return unauthorized }
+            if let key = value("key"), mentionsLiveTV(key), !tokenClass.entitled { return forbidden }
+            let item = value("ratingkey") ?? value("key") ?? "-"
+            playback.history[label, default: FakeHistory()].timelines += 1
+            playback.history[label, default: FakeHistory()].offsets[item] = Int(value("time") ?? "") ?? 0
+            return text(200, "")
+        case "/:/scrobble", "/:/unscrobble":
+            guard tokenClass.authorized else { return unauthorized }
+            guard let key = value("key") else { return text(400, "key required") }
+            var history = playback.history[label, default: FakeHistory()]
+            history.watched.removeAll { $0 == key }
+            if path == "/:/scrobble" { history.watched.append(key) }
+            playback.history[label] = history
+            return text(200, "")
+        default:
+            return nil
+        }
     }
 
     static func isTunePath(_ path: String) -> Bool {
@@ -432,4 +510,23 @@ struct FakeState {
     var config: FakePMSConfig
     var log: [RecordedRequest] = []
     var seq = 0
+    var playback = FakePlayback()
+}
+
+/// What one token has watched, as PMS records it (plex-wire §2.7): timelines and scrobbles.
+public struct FakeHistory: Sendable, Codable, Equatable {
+    /// Rating keys marked watched by `/:/scrobble` (and unmarked by `/:/unscrobble`).
+    public var watched: [String] = []
+    /// Timelines received, and the last `time` per rating key (the "continue watching" position).
+    public var timelines = 0
+    public var offsets: [String: Int] = [:]
+}
+
+/// Live playback as PMS keeps it: tuned sessions and transcode sessions, each owned by the token that
+/// started it, and each token's history.
+struct FakePlayback {
+    var liveSessions: [String: String] = [:]
+    var transcodeSessions: [String: String] = [:]
+    var history: [String: FakeHistory] = [:]
+    var tunes = 0
 }

@@ -241,6 +241,8 @@ final class FakeControlHandler: ChannelInboundHandler {
         case (.DELETE, "/__fake/requests"):
             pms.resetRequests()
             return (.ok, Array("{}".utf8))
+        case (.GET, "/__fake/history"):
+            return (.ok, Array((try? encoder.encode(pms.history)) ?? Data()))
         case (.GET, "/__fake/config"):
             return (.ok, Array((try? encoder.encode(pms.config)) ?? Data()))
         case (.PUT, "/__fake/config"):

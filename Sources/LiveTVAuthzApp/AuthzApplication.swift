@@ -85,17 +85,21 @@ public final class AuthzApplication: Sendable {
         if let store = dependencies.stateStore {
             state = store
         } else {
-            var restored: [String: SourceRecord] = [:]
+            var restored = GuardSnapshot()
             let stateFile = config[Settings.abuseStateFile].map(AbuseStateFile.init(path:))
             if let stateFile {
-                restored = stateFile.load(policy: policy, now: clock.now(), logger: logger)
-                if !restored.isEmpty {
-                    logger.notice("restored \(restored.count) abuse record(s) from \(stateFile.path)")
+                restored = stateFile.load(
+                    policy: policy, playback: config.playbackPolicy, now: clock.now(), logger: logger)
+                if !restored.sources.isEmpty || !restored.sessions.isEmpty {
+                    logger.notice(
+                        "restored \(restored.sources.count) abuse record(s) and \(restored.sessions.count) playback session(s) from \(stateFile.path)"
+                    )
                 }
             }
             let writerBox = AbuseStateWriterBox()
             let memory = InMemoryGuardState(
-                blocker: AbuseBlocker(policy: policy, restoring: restored, now: clock.now())
+                blocker: AbuseBlocker(policy: policy, restoring: restored.sources, now: clock.now()),
+                tracker: PlaybackTracker(policy: config.playbackPolicy, restoring: restored.sessions, now: clock.now())
             ) {
                 writerBox.markDirty()
             }
@@ -111,9 +115,14 @@ public final class AuthzApplication: Sendable {
         let references = LiveTVReferenceMatcher(
             machineIdentifier: config[Settings.machineID] ?? "unknown-until-pms-answers-identity",
             pmsAuthority: pmsURL.authority)
+        let neutralizer: OwnerHistoryNeutralizer? =
+            config[Settings.neutralizeOwnerHistory]
+            ? OwnerHistoryNeutralizer(pms: pms, owner: owner, metrics: metrics, logger: logger) : nil
+        if let neutralizer { services.append(neutralizer) }
         let guardian = Guard(
             classifier: LiveTVClassifier(mode: config[Settings.mode], references: references), owner: owner,
-            policy: policy, validator: validator, state: state, audit: audit, clock: clock, metrics: metrics)
+            policy: policy, validator: validator, state: state, audit: audit, clock: clock, metrics: metrics,
+            history: neutralizer)
         self.guardian = guardian
         let readiness = Readiness(interval: config[Settings.readinessInterval], clock: clock)
         self.readiness = readiness

@@ -92,6 +92,9 @@ public struct AuditCounters: Sendable {
     public var cacheMisses = 0
     public var blockedSources = 0
     public var blockedRequests = 0
+    /// Tokenless player media of no tracked session (§12.3): never an audit line, only this count.
+    public var denyMissingMedia = 0
+    public var denySessionMismatch = 0
     /// Denials and rejections per source fingerprint (bounded; the totals stay exact).
     public private(set) var perSource: [String: Int] = [:]
     public static let maximumTrackedSources = 10_000
@@ -109,9 +112,10 @@ public struct AuditCounters: Sendable {
         case .denyValidationUnavailable: denyUnavailable += 1
         case .badActorBlocked: blockedSources += 1
         case .blockedBadActor: blockedRequests += 1
+        case .denySessionMismatch: denySessionMismatch += 1
         }
         switch outcome {
-        case .denyMissingToken, .denyUnauthorizedToken, .denyAuthCooldown, .blockedBadActor:
+        case .denyMissingToken, .denyUnauthorizedToken, .denyAuthCooldown, .blockedBadActor, .denySessionMismatch:
             if perSource[source] != nil || perSource.count < Self.maximumTrackedSources {
                 perSource[source, default: 0] += 1
             }
@@ -127,6 +131,7 @@ public struct AuditCounters: Sendable {
         return "\(AuditEvent.summaryPrefix) since=\(since.rfc3339) elevated=\(elevated) deny_missing=\(denyMissing)"
             + " deny_unauthorized=\(denyUnauthorized) deny_auth_cooldown=\(denyAuthCooldown)"
             + " deny_unavailable=\(denyUnavailable) auth_cache_hit=\(cacheHits) auth_cache_miss=\(cacheMisses)"
-            + " blocked_sources=\(blockedSources) blocked_requests=\(blockedRequests) top_sources=\"\(top)\""
+            + " blocked_sources=\(blockedSources) blocked_requests=\(blockedRequests)"
+            + " deny_missing_media=\(denyMissingMedia) deny_session_mismatch=\(denySessionMismatch) top_sources=\"\(top)\""
     }
 }

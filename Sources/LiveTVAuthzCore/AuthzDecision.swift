@@ -32,6 +32,9 @@ public enum TokenProof: Sendable, Hashable {
     case pmsValidated
     /// The inbound token is the owner's own (compared in constant time): nothing is borrowed.
     case ownerToken
+    /// A tokenless media request of a tracked playback session, from its source: the session's user token
+    /// was proven valid against PMS (now, or within the cache's TTL) when this request was decided.
+    case trackedSession
     /// `explain` without `--pms-url`: the token is *assumed* valid to show what the rules would do. The
     /// service never produces this proof.
     case assumedForExplain
@@ -72,13 +75,18 @@ public struct AuthzDecision: Sendable {
 
     private init(
         classification: Classification, proof: TokenProof?, ownerToken: PlexToken?, outcome: AuditOutcome?,
-        rejected: Bool, reason: String?
+        rejected: Bool, reason: String?, rule: ElevationRule? = nil
     ) {
-        // A rejection never elevates, and nothing elevates without a proof and a candidate with a token.
-        let owner = rejected || !classification.mayElevate ? nil : proof.flatMap { _ in ownerToken }
+        // A rejection never elevates; nothing elevates without a proof; a refused request (unsafe path,
+        // smuggled carrier, unseen body) never does; and only a tracked rule elevates what is not a
+        // candidate with a token.
+        let tracked = rule.map(ElevationRule.guardOnly.contains) ?? false
+        var eligible = classification.mayElevate || tracked
+        if case .refused = classification.verdict { eligible = false }
+        let owner = rejected || !eligible ? nil : proof.flatMap { _ in ownerToken }
         let elevate = owner != nil
         self.elevate = elevate
-        self.rule = classification.rule
+        self.rule = rule ?? classification.rule
         self.outcome = outcome
         self.rejected = rejected
         self.proof = elevate ? proof : nil
@@ -98,7 +106,7 @@ public struct AuthzDecision: Sendable {
     public init(_ classification: Classification, judgement: GuardJudgement, ownerToken: PlexToken) {
         self.init(
             classification: classification, proof: judgement.proof, ownerToken: ownerToken,
-            outcome: judgement.outcome, rejected: judgement.rejected, reason: judgement.reason)
+            outcome: judgement.outcome, rejected: judgement.rejected, reason: judgement.reason, rule: judgement.rule)
     }
 
     /// The inbound token preserved: no elevation, no rejection, no audit.
@@ -125,4 +133,6 @@ public enum AuditOutcome: String, Sendable, Hashable, CaseIterable {
     case denyValidationUnavailable = "deny_validation_unavailable"
     case badActorBlocked = "bad_actor_blocked"
     case blockedBadActor = "blocked_bad_actor"
+    /// A request naming a tracked playback session from another source or with another token (§12.2).
+    case denySessionMismatch = "deny_session_mismatch"
 }

@@ -22,6 +22,11 @@ public enum ElevationRule: String, Sendable, Hashable, CaseIterable {
     case rootReferer = "root-referer"
     /// Every request but `OPTIONS` in `all` mode.
     case all
+    // Tracked playback (§12.2): decided by the guard from a tracked session, never by the classifier.
+    /// A media read of a tracked session, from its source, with its user's token or none.
+    case trackedSegment = "tracked-segment"
+    /// A keep-alive (timeline, progress, scrobble, transcode ping/stop) naming a tracked session.
+    case trackedTimeline = "tracked-timeline"
     /// Not a candidate.
     case none
 
@@ -30,6 +35,9 @@ public enum ElevationRule: String, Sendable, Hashable, CaseIterable {
         .livetv, .livetvTune, .providers, .grabbers, .epgProvider, .subscriptionsRead, .subscriptionsTemplate,
         .subscriptionsWrite, .subscriptionsTeardown, .transcode, .playQueue, .timeline, .rootReferer,
     ]
+
+    /// The rules only the guard reports (from tracked sessions); the classifier never does.
+    public static let guardOnly: [ElevationRule] = [.trackedSegment, .trackedTimeline]
 
     /// Surfaces that browse the guide and DVR (audit field `discovery`).
     public var isDiscovery: Bool {
@@ -44,7 +52,9 @@ public enum ElevationRule: String, Sendable, Hashable, CaseIterable {
     /// Surfaces that start, keep or tear down playback (audit field `stream`).
     public var isStream: Bool {
         switch self {
-        case .livetvTune, .transcode, .playQueue, .timeline, .subscriptionsTeardown: return true
+        case .livetvTune, .transcode, .playQueue, .timeline, .subscriptionsTeardown, .trackedSegment,
+            .trackedTimeline:
+            return true
         default: return false
         }
     }

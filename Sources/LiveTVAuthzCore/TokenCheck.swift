@@ -2,6 +2,9 @@
 public enum TokenCheck: Sendable, Hashable, CustomStringConvertible {
     /// 2xx from `/library/sections`: the token works on this server.
     case valid
+    /// `explain` without a PMS: every token is taken as valid, to show what the rules would do (the
+    /// resulting proof says so). The service never produces this answer.
+    case assumedValid
     /// 401 or 403: PMS does not accept it.
     case invalid(status: Int)
     /// Any other status (a redirect included), a timeout or a connection error: unknown, so never
@@ -11,6 +14,7 @@ public enum TokenCheck: Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .valid: return "valid"
+        case .assumedValid: return "assumed valid (explain)"
         case .invalid(let status): return "rejected by PMS (HTTP \(status))"
         case .unavailable(let why): return "PMS unavailable: \(why)"
         }

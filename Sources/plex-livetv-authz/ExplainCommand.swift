@@ -29,8 +29,12 @@ struct ExplainCommand: AsyncParsableCommand {
             by accident.
 
             With --pms-url the full guard runs instead of assuming tokens are valid: each inbound token is
-            validated against that Plex server (GET /library/sections), the abuse blocker and cooldown apply
-            (in memory), audit lines go to standard error, and each answer gains "outcome" and "rejected".
+            validated against that Plex server (GET /library/sections), the abuse blocker, cooldown and
+            playback tracking apply (in memory), audit lines go to standard error, and each answer gains
+            "outcome" and "rejected". Lines are decided in order, so a line's decision can depend on earlier
+            ones: a tune from "peer" 203.0.113.5, then that player's tokenless segments, shows the
+            tracked-segment rule. --replay runs the same full guard with every token taken as valid (no
+            Plex server needed).
 
             Examples:
               plex-livetv-authz explain --method GET --target '/livetv/dvrs?X-Plex-Token=abc'
@@ -55,6 +59,12 @@ struct ExplainCommand: AsyncParsableCommand {
             "Run the full guard: validate inbound tokens against this Plex server (e.g. http://127.0.0.1:32400). References to its authority (or loopback) count as this server."
     )
     var pmsURL: String?
+
+    @Flag(
+        help:
+            "Run the full guard over the lines in order (abuse state, tracked playback) with every token taken as valid."
+    )
+    var replay = false
 
     @Option(help: "With --pms-url: token validation timeout (Go duration).")
     var timeout: String = "3s"
@@ -84,6 +94,9 @@ struct ExplainCommand: AsyncParsableCommand {
         if PlexToken(ownerToken) == nil {
             throw ValidationError("--owner-token must be 1-4096 visible ASCII characters.")
         }
+        if replay, pmsURL != nil {
+            throw ValidationError("--replay assumes every token is valid; --pms-url validates them: give one of them.")
+        }
         if let pmsURL, PMSURL(pmsURL) == nil {
             throw ValidationError("--pms-url must be an http:// or https:// URL such as http://127.0.0.1:32400.")
         }
@@ -103,13 +116,13 @@ struct ExplainCommand: AsyncParsableCommand {
                 machineIdentifier: machineId, pmsAuthority: (pms ?? Settings.pmsURL.defaultValue).authority))
         let owner = PlexToken(ownerToken)!
         let explainer = Explainer(classifier: classifier, ownerToken: owner)
-        guard let pms else {
+        guard pms != nil || replay else {
             try await execute(explainer: explainer, guardian: nil)
             return
         }
         // The full guard, built by the same composition root as `serve`, without listeners.
         var configuration = Configuration()
-        configuration.set(Settings.pmsURL, pms)
+        if let pms { configuration.set(Settings.pmsURL, pms) }
         configuration.set(Settings.ownerToken, owner)
         configuration.set(Settings.validationTimeout, GoDuration.parse(timeout)!)
         configuration.set(Settings.mode, mode)
@@ -117,6 +130,7 @@ struct ExplainCommand: AsyncParsableCommand {
         configuration.set(Settings.listen, [])
         var dependencies = AuthzDependencies()
         dependencies.logger = Logger(label: "plex-livetv-authz") { StreamLogHandler.standardError(label: $0) }
+        if pms == nil { dependencies.pms = AssumedValidPMS() }
         let application = try AuthzApplication(configuration: configuration, dependencies: dependencies)
         if let machineId { application.guardian.setMachineIdentifier(machineId) }
         let result = await Result { try await execute(explainer: explainer, guardian: application.guardian) }
@@ -137,7 +151,7 @@ struct ExplainCommand: AsyncParsableCommand {
             } else {
                 decision = explainer.decideAssumingValidToken(request)
             }
-            print(Explainer.humanReport(request, decision, mode: mode, validated: guardian != nil))
+            print(Explainer.humanReport(request, decision, mode: mode))
             return
         }
         var failed = false

@@ -59,7 +59,7 @@ struct AuditEventTests {
         counters.cacheMisses = 2
         #expect(
             counters.summaryLine
-                == "plexlabelproxy_audit_summary: since=2027-01-15T08:00:00Z elevated=1 deny_missing=1 deny_unauthorized=3 deny_auth_cooldown=1 deny_unavailable=1 auth_cache_hit=7 auth_cache_miss=2 blocked_sources=1 blocked_requests=1 top_sources=\"sha256:b:3,sha256:a:2,sha256:e:1\""
+                == "plexlabelproxy_audit_summary: since=2027-01-15T08:00:00Z elevated=1 deny_missing=1 deny_unauthorized=3 deny_auth_cooldown=1 deny_unavailable=1 auth_cache_hit=7 auth_cache_miss=2 blocked_sources=1 blocked_requests=1 deny_missing_media=0 deny_session_mismatch=0 top_sources=\"sha256:b:3,sha256:a:2,sha256:e:1\""
         )
     }
 }

@@ -210,10 +210,15 @@ struct NginxEndToEndTests {
     /// be in it (it travels in the header only, elevation-rules §6).
     @Test func pmsFailingMidStreamLeavesNoOwnerTokenInNginxsErrorLog() async throws {
         try await Stack.with { stack in
-            let segment = "/livetv/sessions/3f1c/7d2e/00001.ts?offset=0&X-Plex-Token=\(userToken)"
+            let tune = try await stack.get(
+                "/livetv/dvrs/135/channels/c7pt/tune?X-Plex-Token=\(userToken)", method: .POST,
+                headers: [("X-Plex-Session-Identifier", "s-mid-stream")])
+            #expect(tune.status == 200)
+            let uuid = try #require(stack.pms.liveSessions.keys.first)
+            let segment = "/livetv/sessions/\(uuid)/tsid/00001.ts?offset=0&X-Plex-Token=\(userToken)"
             let ok = try await stack.get(segment)
-            #expect(ok.status == 403 || ok.status == 200)
-            #expect(stack.pms.last(path: "/livetv/sessions/3f1c/7d2e/00001.ts")?.headerTokens == ["OWNER"])
+            #expect(ok.status == 200)
+            #expect(stack.pms.last(path: "/livetv/sessions/\(uuid)/tsid/00001.ts")?.headerTokens == ["OWNER"])
             // PMS drops the connection mid-stream (a crash or restart while playing).
             stack.pms.update { $0.abortPaths = ["/livetv/sessions/"] }
             let aborted = try await stack.get(segment)
@@ -229,7 +234,7 @@ struct NginxEndToEndTests {
             #expect(errorLog.contains("upstream prematurely closed"), "\(errorLog)")
             #expect(errorLog.contains("upstream: \"http://127.0.0.1:"), "\(errorLog)")
             #expect(!errorLog.contains(ownerToken), "owner token in nginx's error log")
-            noOwnerLeak([ok, aborted, refused], stack)
+            noOwnerLeak([tune, ok, aborted, refused], stack)
         }
     }
 

@@ -11,7 +11,7 @@ let clientAddress = "203.0.113.77"
 
 /// The service graph from the composition root, with a scripted PMS, a manual clock and a captured log.
 struct Harness {
-    let clock = ManualClock()
+    let clock: ManualClock
     let pms: ScriptedPMS
     let log = CapturedLog()
     let application: AuthzApplication
@@ -22,11 +22,15 @@ struct Harness {
 
     init(
         policy: AbusePolicy = AbusePolicy(), pms: ScriptedPMS = ScriptedPMS([userValue: .valid]),
-        mode: ElevationMode = .liveTV
+        mode: ElevationMode = .liveTV, clock: ManualClock = ManualClock(),
+        configure: (inout Configuration) -> Void = { _ in }
     ) {
         self.pms = pms
+        self.clock = clock
+        var configuration = Configuration.testing(policy: policy, mode: mode)
+        configure(&configuration)
         application = try! AuthzApplication(
-            configuration: .testing(policy: policy, mode: mode),
+            configuration: configuration,
             dependencies: .testing(clock: clock, pms: pms, log: log))
     }
 

@@ -46,13 +46,14 @@ struct StateFileTests {
     @Test func roundTripKeepsLiveRecordsAndDropsExpiredOnes() throws {
         let directory = temporaryDirectory() + "/state"
         let file = AbuseStateFile(path: directory + "/blocks.json")
-        try file.write(records)
+        try file.write(GuardSnapshot(sources: records))
         #expect(mode(of: directory) == 0o700)
         #expect(mode(of: file.path) == 0o600)
         let log = CapturedLog()
-        #expect(file.load(policy: policy, now: now + .seconds(60), logger: log.logger) == records)
+        #expect(file.load(policy: policy, now: now + .seconds(60), logger: log.logger).sources == records)
         // Ten minutes later the failure window is gone; the block remains.
-        #expect(Set(file.load(policy: policy, now: now + .seconds(600), logger: log.logger).keys) == [blockedKey])
+        #expect(
+            Set(file.load(policy: policy, now: now + .seconds(600), logger: log.logger).sources.keys) == [blockedKey])
         #expect(log.all.isEmpty)
         let text = try String(contentsOfFile: file.path, encoding: .utf8)
         #expect(!text.contains("203.0.113.9") && text.contains(blockedKey))
@@ -63,12 +64,12 @@ struct StateFileTests {
     @Test func missingFileIsAnEmptyStateWithoutNoise() {
         let log = CapturedLog()
         let file = AbuseStateFile(path: temporaryDirectory() + "/none.json")
-        #expect(file.load(policy: policy, now: now, logger: log.logger).isEmpty)
+        #expect(file.load(policy: policy, now: now, logger: log.logger).sources.isEmpty)
         #expect(log.all.isEmpty)
     }
 
     @Test(arguments: [
-        "not json", #"{"version":2,"sources":{}}"#,
+        "not json", #"{"version":3,"sources":{}}"#, #"{"version":1,"sources":{},"sessions":[]}"#,
         #"{"version":1,"sources":{"203.0.113.9":{"failures":1,"windowStart":1}}}"#,
         #"{"version":1,"sources":{"sha256:0123456789abcdef":{"failures":"x","windowStart":1}}}"#, "",
     ])
@@ -77,14 +78,14 @@ struct StateFileTests {
         let file = AbuseStateFile(path: directory + "/blocks.json")
         try content.write(toFile: file.path, atomically: false, encoding: .utf8)
         let log = CapturedLog()
-        #expect(file.load(policy: policy, now: now, logger: log.logger).isEmpty)
+        #expect(file.load(policy: policy, now: now, logger: log.logger).sources.isEmpty)
         #expect(log.all.count == 1)
         #expect(log.all[0].contains("moved it to \(file.path).corrupt-\(now.unixSeconds)"))
         #expect(FileManager.default.fileExists(atPath: "\(file.path).corrupt-\(now.unixSeconds)"))
         #expect(!FileManager.default.fileExists(atPath: file.path))
         // The service can write a fresh file afterwards.
-        try file.write(records)
-        #expect(file.load(policy: policy, now: now, logger: log.logger) == records)
+        try file.write(GuardSnapshot(sources: records))
+        #expect(file.load(policy: policy, now: now, logger: log.logger).sources == records)
     }
 
     /// Tampered numbers that used to trap at load (`Double` → `Int64`) or at the next failure (overflow):
@@ -113,7 +114,7 @@ struct StateFileTests {
         let file = AbuseStateFile(path: directory + "/blocks.json")
         try content.write(toFile: file.path, atomically: false, encoding: .utf8)
         let log = CapturedLog()
-        #expect(file.load(policy: policy, now: now, logger: log.logger).isEmpty)
+        #expect(file.load(policy: policy, now: now, logger: log.logger).sources.isEmpty)
         #expect(log.all.count == 1 && log.all[0].contains("moved it to"), "\(log.all)")
         #expect(!FileManager.default.fileExists(atPath: file.path))
     }
@@ -121,16 +122,16 @@ struct StateFileTests {
     @Test func aFileOthersCouldWriteIsNotTrusted() throws {
         let directory = temporaryDirectory()
         let file = AbuseStateFile(path: directory + "/blocks.json")
-        try file.write(records)
+        try file.write(GuardSnapshot(sources: records))
         chmod(file.path, 0o620)
         let log = CapturedLog()
-        #expect(file.load(policy: policy, now: now, logger: log.logger).isEmpty)
+        #expect(file.load(policy: policy, now: now, logger: log.logger).sources.isEmpty)
         #expect(log.all.count == 1 && log.all[0].contains("writable by group or others"))
-        try file.write(records)
+        try file.write(GuardSnapshot(sources: records))
         chmod(file.path, 0o602)
-        #expect(file.load(policy: policy, now: now, logger: log.logger).isEmpty)
-        try file.write(records)
-        #expect(file.load(policy: policy, now: now, logger: log.logger) == records)
+        #expect(file.load(policy: policy, now: now, logger: log.logger).sources.isEmpty)
+        try file.write(GuardSnapshot(sources: records))
+        #expect(file.load(policy: policy, now: now, logger: log.logger).sources == records)
     }
 
     @Test func encodingIsExactAndDeterministic() throws {
@@ -139,23 +140,23 @@ struct StateFileTests {
                 failures: 5, windowStart: Timestamp(unixNanoseconds: 1_800_000_000_000_000_001),
                 blockedUntil: Timestamp(unixNanoseconds: 1_800_001_800_500_000_000))
         ]
-        let bytes = AbuseStateCodec.encode(exact)
+        let bytes = GuardStateCodec.encode(GuardSnapshot(sources: exact))
         #expect(
             String(decoding: bytes, as: UTF8.self)
-                == #"{"version":1,"sources":{"\#(blockedKey)":{"failures":5,"windowStart":1800000000.000000001,"blockedUntil":1800001800.5}}}"#
+                == #"{"version":2,"sources":{"\#(blockedKey)":{"failures":5,"windowStart":1800000000.000000001,"blockedUntil":1800001800.5}},"sessions":[]}"#
                 + "\n")
-        #expect(try AbuseStateCodec.decode(bytes) == exact)
+        #expect(try GuardStateCodec.decode(bytes).sources == exact)
         // The earlier writer's floating-point form still loads.
         let old =
             #"{"sources":{"\#(blockedKey)":{"blockedUntil":1800001800,"failures":5,"windowStart":1800000000.25}},"version":1}"#
         #expect(
-            try AbuseStateCodec.decode(Array(old.utf8))[blockedKey]?.windowStart.unixNanoseconds
+            try GuardStateCodec.decode(Array(old.utf8)).sources[blockedKey]?.windowStart.unixNanoseconds
                 == 1_800_000_000_250_000_000)
     }
 
     /// Even records at the extremes of what the codec accepts never trap in the blocker's arithmetic.
     @Test func extremeRecordsDoNotOverflowTheBlocker() {
-        let latest = Timestamp(unixSeconds: AbuseStateCodec.latestSecond)
+        let latest = Timestamp(unixSeconds: GuardStateCodec.latestSecond)
         var blocker = AbuseBlocker(
             policy: AbusePolicy(threshold: 3, window: .seconds(Int64.max / 4), blockDuration: .seconds(Int64.max / 4)),
             restoring: [blockedKey: SourceRecord(failures: 1_000_000, windowStart: latest, blockedUntil: nil)],
@@ -172,14 +173,14 @@ struct StateFileTests {
         try "precious".write(toFile: victim, atomically: false, encoding: .utf8)
         let file = AbuseStateFile(path: directory + "/blocks.json")
         #expect(symlink(victim, file.path) == 0)
-        #expect(throws: AbuseStateFile.StateFileError.self) { try file.write(records) }
+        #expect(throws: AbuseStateFile.StateFileError.self) { try file.write(GuardSnapshot(sources: records)) }
         #expect(try String(contentsOfFile: victim, encoding: .utf8) == "precious")
         // Loading refuses it too: the link is moved aside, the target untouched.
         let log = CapturedLog()
-        #expect(file.load(policy: policy, now: now, logger: log.logger).isEmpty)
+        #expect(file.load(policy: policy, now: now, logger: log.logger).sources.isEmpty)
         #expect(log.all.first?.contains("symlink") == true)
         #expect(try String(contentsOfFile: victim, encoding: .utf8) == "precious")
-        try file.write(records)
+        try file.write(GuardSnapshot(sources: records))
         #expect(mode(of: file.path) == 0o600)
     }
 
@@ -200,7 +201,7 @@ struct StateFileTests {
         #expect(blocks.withLock { $0 } == 1)
         stateWriter.finish()
         await running.value
-        let loaded = file.load(policy: AbusePolicy(threshold: 3), now: now, logger: log.logger)
+        let loaded = file.load(policy: AbusePolicy(threshold: 3), now: now, logger: log.logger).sources
         #expect(loaded[blockedKey]?.blockedUntil == now + .seconds(1800))
         #expect(loaded.count == 51)
         #expect(log.all.isEmpty)

@@ -36,6 +36,15 @@ final class ScriptedPMS: PMSClient {
     }
 
     func identity() async -> String? { "4f3c9a1e7b2d8c6f0a5e9d3b1c7f2a8e6d4b0c9f" }
+
+    private let sent = Mutex<[PMSRequest]>([])
+    /// Requests the service sent on its own (owner-history neutralisation).
+    var sentRequests: [PMSRequest] { sent.withLock { $0 } }
+
+    func send(_ request: PMSRequest, timeout: Duration) async -> Int? {
+        sent.withLock { $0.append(request) }
+        return 200
+    }
 }
 
 /// Keeps every log message and audit line in memory so tests can assert on what operators would see.

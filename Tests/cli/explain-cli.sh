@@ -44,6 +44,19 @@ check "--help teaches the input format" bash -c "'$bin' explain --help | grep -q
 n=$("$bin" explain < Tests/Fixtures/plex-web-session.jsonl | grep -c '"elevate":true')
 check "the Plex Web session elevates 21 of 56 requests" test "$n" -eq 21
 
+# --replay: the full guard over a sequence with every token taken as valid: a tune, then the player's
+# tokenless segments from the same source (tracked), and from another (mismatch).
+out=$(printf '%s\n' \
+    '{"method":"POST","target":"/livetv/dvrs/1/channels/2/tune?X-Plex-Token=abc","headers":[["X-Plex-Session-Identifier","s1"]],"peer":"203.0.113.5"}' \
+    '{"method":"GET","target":"/livetv/sessions/s1/ts1/00001.ts","peer":"203.0.113.5"}' \
+    '{"method":"GET","target":"/livetv/sessions/s1/ts1/00002.ts","peer":"198.51.100.7"}' |
+    "$bin" explain --replay 2>/dev/null)
+check "--replay tracks a tuned session" test "$(sed -n 2p <<<"$out")" = \
+    '{"elevate":true,"rule":"tracked-segment","upstreamTarget":"/livetv/sessions/s1/ts1/00001.ts","upstreamToken":"OWNER","outcome":"elevated_live_tv","rejected":false}'
+check "--replay: another source is a mismatch" grep -q '"rule":"tracked-segment".*"outcome":"deny_session_mismatch"' <<<"$(sed -n 3p <<<"$out")"
+"$bin" explain --replay --pms-url http://127.0.0.1:1 </dev/null >/dev/null 2>&1
+check "--replay and --pms-url exclude each other" test $? -ne 0
+
 # --pms-url: the full guard against the fake PMS on an ephemeral loopback port.
 source scripts/lib.sh
 tmp=$(mktemp -d)

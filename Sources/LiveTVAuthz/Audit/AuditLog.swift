@@ -17,6 +17,11 @@ public final class AuditLog: Sendable {
         sink.write(event.line)
     }
 
+    /// Counts a player's tokenless media request (§12.3): the summary's `deny_missing_media`, no line.
+    public func recordMissingMedia() {
+        counters.withLock { $0.denyMissingMedia += 1 }
+    }
+
     /// Counts a validation cache hit or miss.
     public func recordCache(hit: Bool) {
         counters.withLock { counters in

@@ -116,7 +116,7 @@ public struct Explainer: Sendable {
 
     /// A human-readable account of one decision.
     public static func humanReport(
-        _ request: AuthzRequest, _ decision: AuthzDecision, mode: ElevationMode, validated: Bool = false
+        _ request: AuthzRequest, _ decision: AuthzDecision, mode: ElevationMode
     ) -> String {
         let classification = decision.classification
         var lines: [String] = []
@@ -138,14 +138,20 @@ public struct Explainer: Sendable {
             )
         }
         if let outcome = decision.outcome { lines.append("outcome:         \(outcome.rawValue)") }
-        let verdict =
-            decision.rejected
-            ? "REJECT: the source is blocked (HTTP 403)"
-            : decision.elevate
-                ? (validated
-                    ? "ELEVATE: owner token upstream (token validated)"
-                    : "ELEVATE: owner token upstream, if the inbound token is valid for this server")
-                : "preserve: the inbound token goes upstream unchanged"
+        let verdict: String
+        if decision.rejected {
+            verdict = "REJECT: the source is blocked (HTTP 403)"
+        } else if let proof = decision.proof {
+            switch proof {
+            case .pmsValidated: verdict = "ELEVATE: owner token upstream (token validated by PMS)"
+            case .ownerToken: verdict = "ELEVATE: the owner's own token"
+            case .trackedSession: verdict = "ELEVATE: owner token upstream (tracked playback session, its token proven)"
+            case .assumedForExplain:
+                verdict = "ELEVATE: owner token upstream, if the inbound token is valid for this server"
+            }
+        } else {
+            verdict = "preserve: the inbound token goes upstream unchanged"
+        }
         lines.append("decision:        \(verdict)")
         lines.append("upstream target: \(decision.upstreamTarget)")
         lines.append("upstream token:  \(decision.upstreamToken?.value ?? "(none: header removed)")")

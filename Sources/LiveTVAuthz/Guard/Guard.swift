@@ -43,12 +43,15 @@ public final class Guard: Sendable {
     private let audit: AuditLog
     private let clock: any WallClock
     private let metrics: ServiceMetrics
+    private let history: (any PlaybackHistoryObserver)?
 
     public init(
         classifier: LiveTVClassifier, owner: OwnerTokenHolder, policy: AbusePolicy, validator: any TokenValidating,
-        state: any GuardStateStore, audit: AuditLog, clock: any WallClock, metrics: ServiceMetrics = .none
+        state: any GuardStateStore, audit: AuditLog, clock: any WallClock, metrics: ServiceMetrics = .none,
+        history: (any PlaybackHistoryObserver)? = nil
     ) {
         self.metrics = metrics
+        self.history = history
         self.classifierBox = Mutex(classifier)
         self.owner = owner
         self.policy = policy
@@ -71,13 +74,21 @@ public final class Guard: Sendable {
 
     /// A candidate waiting for PMS's answer about its token.
     public struct Pending: Sendable {
+        let facts: Facts
+        let token: PlexToken
+    }
+
+    /// What the guard gathered about one candidate (or playback request).
+    struct Facts: Sendable {
         let request: AuthzRequest
         let classification: Classification
+        let playback: PlaybackFacts?
+        let session: TrackedSession?
+        let tracked: TrackedMatch
         let source: SourceIdentity
         let now: Timestamp
         let blocked: Bool
         let owner: PlexToken
-        let token: PlexToken
     }
 
     /// The whole decision (waits for PMS when it must).
@@ -91,13 +102,38 @@ public final class Guard: Sendable {
     /// Decides without suspending when nothing needs waiting for.
     public func begin(_ request: AuthzRequest) -> Progress {
         let classification = classifier.classify(request)
-        // Not a candidate (or refused before any token question): preserved, no audit, never blocked.
-        guard classification.surface != nil else { return .decided(record(.preserving(classification))) }
+        let playback = PlaybackFacts.extract(request, classification)
+        // Not a candidate nor a playback request (or refused before any token question): preserved, no
+        // audit, never blocked.
+        guard classification.surface != nil || playback != nil else {
+            return .decided(record(.preserving(classification)))
+        }
         let ownerToken = owner.current
         let source = SourceIdentity.resolve(request)
         let now = clock.now()
         let blocked = state.isBlocked(source: source.fingerprint, at: now)
         let token = classification.token.token
+        // §12: the tracked session a media request, keep-alive or teardown names.
+        var session: TrackedSession? = nil
+        var tracked = TrackedMatch.none
+        if let playback, playback.kind != .streamStart,
+            let named = state.trackedSession(named: playback.probes, at: now)
+        {
+            session = named
+            let relation: TrackedToken
+            if let token {
+                relation =
+                    token.constantTimeEquals(ownerToken)
+                    ? .owner : token.fingerprint == named.userToken ? .trackedUser : .other
+            } else {
+                relation = .absent
+            }
+            tracked = .session(
+                sameSource: named.source == source.fingerprint, token: relation, proven: named.provenUntil > now)
+        }
+        let facts = Facts(
+            request: request, classification: classification, playback: playback, session: session, tracked: tracked,
+            source: source, now: now, blocked: blocked, owner: ownerToken)
         let tokenState: InboundTokenState
         if let token {
             if token.constantTimeEquals(ownerToken) {
@@ -110,14 +146,13 @@ public final class Guard: Sendable {
         } else {
             tokenState = .missing
         }
-        switch GuardPolicy.evaluate(classification, blocked: blocked, token: tokenState) {
+        switch GuardPolicy.evaluate(
+            classification, playback: playback, tracked: tracked, blocked: blocked, token: tokenState)
+        {
         case .decided(let judgement):
-            return .decided(
-                carryOut(judgement, classification, request: request, source: source, now: now, owner: ownerToken))
+            return .decided(carryOut(judgement, facts, validation: nil))
         case .validate:
-            let pending = Pending(
-                request: request, classification: classification, source: source, now: now, blocked: blocked,
-                owner: ownerToken, token: token!)
+            let pending = Pending(facts: facts, token: token!)
             if let cached = validator.cachedValidation(pending.token) { return .decided(conclude(pending, cached)) }
             return .pending(pending)
         }
@@ -137,27 +172,42 @@ public final class Guard: Sendable {
         audit.recordCache(hit: validation.cacheHit)
         if validation.cacheHit { metrics.cacheHits.increment() } else { metrics.cacheMisses.increment() }
         if case .unavailable(let why) = validation.check { metrics.recordPMSError(why.kind) }
-        let judgement = GuardPolicy.conclude(pending.classification, blocked: pending.blocked, check: validation.check)
-        return carryOut(
-            judgement, pending.classification, request: pending.request, source: pending.source, now: pending.now,
-            owner: pending.owner)
+        let facts = pending.facts
+        let judgement = GuardPolicy.conclude(
+            facts.classification, playback: facts.playback, tracked: facts.tracked, blocked: facts.blocked,
+            check: validation.check)
+        return carryOut(judgement, facts, validation: validation)
     }
 
-    /// The judgement's effects: the cooldown, the audit line, the failure count (and the block it may cause).
-    private func carryOut(
-        _ judgement: GuardJudgement, _ classification: Classification, request: AuthzRequest, source: SourceIdentity,
-        now: Timestamp, owner: PlexToken
-    ) -> AuthzDecision {
+    /// The judgement's effects: the cooldown, tracking, the audit line, the failure count (and the block it
+    /// may cause), the owner-history work.
+    private func carryOut(_ judgement: GuardJudgement, _ facts: Facts, validation: TokenValidation?) -> AuthzDecision {
+        let classification = facts.classification
+        let request = facts.request
+        let source = facts.source
+        let now = facts.now
         let tokenFingerprint = classification.token.token?.fingerprint ?? Fingerprint.missing
         if judgement.startsCooldown {
             state.recordDenial(source: source.fingerprint, token: tokenFingerprint, at: now)
         }
-        let decision = AuthzDecision(classification, judgement: judgement, ownerToken: owner)
+        let decision = AuthzDecision(classification, judgement: judgement, ownerToken: facts.owner)
+        track(judgement.tracking, facts, tokenFingerprint: tokenFingerprint, validation: validation)
+        if decision.elevate, decision.rule == .trackedTimeline, let playback = facts.playback,
+            let token = classification.token.token, let history
+        {
+            history.trackedKeepAlive(target: classification.target, userToken: token, isScrobble: playback.isScrobble)
+        }
+        if judgement.missingMedia {
+            audit.recordMissingMedia()
+            return record(decision)
+        }
         guard let outcome = judgement.outcome else { return record(decision) }
+        // A tracked rule is the request's surface for the audit fields (live_tv, stream).
+        let surface = ElevationRule.guardOnly.contains(decision.rule) ? decision.rule : classification.surface
         audit.record(
             AuditEvent(
                 outcome: outcome, method: request.method, target: classification.target,
-                surface: classification.surface, rule: decision.rule, source: source,
+                surface: surface, rule: decision.rule, source: source,
                 tokenFingerprint: tokenFingerprint, reason: decision.reason))
         if judgement.countsAsFailure {
             let audit = self.audit
@@ -166,7 +216,7 @@ public final class Guard: Sendable {
                 audit.record(
                     AuditEvent(
                         outcome: .badActorBlocked, method: request.method, target: classification.target,
-                        surface: classification.surface, rule: decision.rule, source: source,
+                        surface: surface, rule: decision.rule, source: source,
                         tokenFingerprint: tokenFingerprint,
                         reason: "\(failures) failed Live TV elevation attempts within \(GoDuration.format(window))",
                         block: (failures, window, until - now)))
@@ -175,8 +225,35 @@ public final class Guard: Sendable {
         return record(decision)
     }
 
+    /// Starts, touches or ends the tracked playback session (§12.1).
+    private func track(
+        _ effect: TrackingEffect, _ facts: Facts, tokenFingerprint: String, validation: TokenValidation?
+    ) {
+        switch effect {
+        case .none:
+            return
+        case .start:
+            guard let playback = facts.playback, !playback.ownKeys.isEmpty else { return }
+            state.startTracking(
+                source: facts.source.fingerprint, userToken: tokenFingerprint, keys: playback.ownKeys,
+                provenUntil: validation?.validUntil ?? facts.now, at: facts.now)
+        case .touch:
+            guard let session = facts.session else { return }
+            state.touchTracking(
+                session.id, learning: facts.playback?.ownKeys ?? [], provenUntil: validation?.validUntil, at: facts.now)
+        case .end:
+            if let session = facts.session { state.endTracking(session.id) }
+        }
+    }
+
     private func record(_ decision: AuthzDecision) -> AuthzDecision {
         metrics.recordDecision(decision)
         return decision
     }
+}
+
+/// Told about every elevated tracked keep-alive (timeline, progress, scrobble), for owner-history
+/// neutralisation (§12.4). Must not block: the decision is waiting.
+public protocol PlaybackHistoryObserver: Sendable {
+    func trackedKeepAlive(target: RequestTarget, userToken: PlexToken, isScrobble: Bool)
 }

@@ -15,18 +15,34 @@ public protocol GuardStateStore: Sendable {
         source: String, at now: Timestamp, onBlock: @escaping @Sendable (_ failures: Int, _ until: Timestamp) -> Void)
     func recordDenial(source: String, token: String, at now: Timestamp)
     func activeBlocks(at now: Timestamp) -> Int
-    /// The records to persist (expired ones dropped).
-    func snapshot(at now: Timestamp) -> [String: SourceRecord]
+
+    /// The live playback session one of `probes` names (elevation-rules §12).
+    func trackedSession(named probes: Set<PlaybackKey>, at now: Timestamp) -> TrackedSession?
+    /// Tracks an elevated stream start (or extends the same user's session from this source).
+    func startTracking(
+        source: String, userToken: String, keys: Set<PlaybackKey>, provenUntil: Timestamp, at now: Timestamp)
+    /// A request of a tracked session: seen now, its keys learnt, its token proven until `provenUntil`.
+    func touchTracking(_ id: String, learning keys: Set<PlaybackKey>, provenUntil: Timestamp?, at now: Timestamp)
+    func endTracking(_ id: String)
+    func trackedSessions(at now: Timestamp) -> Int
+
+    /// What to persist (expired records and sessions dropped).
+    func snapshot(at now: Timestamp) -> GuardSnapshot
 }
 
-/// The in-memory store: the pure `AbuseBlocker` behind a mutex. `onChange` is called after every change
-/// that should reach the state file (the writer coalesces the calls).
+/// The in-memory store: the pure `AbuseBlocker` and `PlaybackTracker` behind mutexes. `onChange` is
+/// called after every change that should reach the state file (the writer coalesces the calls).
 public final class InMemoryGuardState: GuardStateStore {
     private let blocker: Mutex<AbuseBlocker>
+    private let tracker: Mutex<PlaybackTracker>
     private let onChange: @Sendable () -> Void
 
-    public init(blocker: AbuseBlocker, onChange: @escaping @Sendable () -> Void = {}) {
+    public init(
+        blocker: AbuseBlocker, tracker: PlaybackTracker = PlaybackTracker(policy: PlaybackPolicy()),
+        onChange: @escaping @Sendable () -> Void = {}
+    ) {
         self.blocker = Mutex(blocker)
+        self.tracker = Mutex(tracker)
         self.onChange = onChange
     }
 
@@ -54,10 +70,53 @@ public final class InMemoryGuardState: GuardStateStore {
         blocker.withLock { $0.activeBlocks(at: now) }
     }
 
-    public func snapshot(at now: Timestamp) -> [String: SourceRecord] {
-        blocker.withLock { blocker in
+    public func trackedSession(named probes: Set<PlaybackKey>, at now: Timestamp) -> TrackedSession? {
+        guard !probes.isEmpty else { return nil }
+        return tracker.withLock { $0.session(named: probes, at: now) }
+    }
+
+    public func startTracking(
+        source: String, userToken: String, keys: Set<PlaybackKey>, provenUntil: Timestamp, at now: Timestamp
+    ) {
+        tracker.withLock {
+            _ = $0.start(source: source, userToken: userToken, keys: keys, provenUntil: provenUntil, at: now)
+        }
+        onChange()
+    }
+
+    public func touchTracking(
+        _ id: String, learning keys: Set<PlaybackKey>, provenUntil: Timestamp?, at now: Timestamp
+    ) {
+        // Seen-time alone is not worth a state-file write; new keys are.
+        let learnt = tracker.withLock { tracker -> Bool in
+            let before = tracker.sessions[id]?.keys.count
+            tracker.touch(id, learning: keys, provenUntil: provenUntil, at: now)
+            return tracker.sessions[id]?.keys.count != before
+        }
+        if learnt { onChange() }
+    }
+
+    public func endTracking(_ id: String) {
+        tracker.withLock { $0.remove(id) }
+        onChange()
+    }
+
+    public func trackedSessions(at now: Timestamp) -> Int {
+        tracker.withLock { tracker in
+            tracker.prune(now: now)
+            return tracker.sessions.count
+        }
+    }
+
+    public func snapshot(at now: Timestamp) -> GuardSnapshot {
+        let sources = blocker.withLock { blocker in
             blocker.prune(now: now)
             return blocker.sources
         }
+        let sessions = tracker.withLock { tracker in
+            tracker.prune(now: now)
+            return tracker.sessions.values.sorted { $0.id < $1.id }
+        }
+        return GuardSnapshot(sources: sources, sessions: sessions)
     }
 }

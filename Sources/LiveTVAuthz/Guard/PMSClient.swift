@@ -12,6 +12,8 @@ public protocol PMSClient: Sendable {
     /// `GET /identity` (no token): the machine identifier ("" when PMS answered without one), or `nil`
     /// when PMS did not answer 200 (readiness).
     func identity() async -> String?
+    /// Sends a request of the service's own (owner-history neutralisation); its status, or `nil`.
+    func send(_ request: PMSRequest, timeout: Duration) async -> Int?
 }
 
 /// The real PMS client: one shared AsyncHTTPClient (made by `PMSHTTPClient.make`: redirects never
@@ -106,5 +108,42 @@ public enum PMSHTTPClient {
             redirectConfiguration: .disallow, timeout: .init(connect: .seconds(1), read: .seconds(10)))
         configuration.connectionPool.retryConnectionEstablishment = false
         return HTTPClient(eventLoopGroup: eventLoopGroup, configuration: configuration)
+    }
+}
+
+/// A request the service itself sends to PMS on someone's behalf (owner-history neutralisation).
+public struct PMSRequest: Sendable, Hashable {
+    public var method: String
+    /// Path and query, already encoded, without any token.
+    public var target: String
+    /// Sent in the `X-Plex-Token` header only.
+    public var token: PlexToken
+
+    public init(method: String = "GET", target: String, token: PlexToken) {
+        self.method = method
+        self.target = target
+        self.token = token
+    }
+}
+
+extension PMSClient {
+    /// Sends `request`; its status, or `nil` when PMS did not answer in time. Clients that cannot (a
+    /// scripted PMS that does not care) answer `nil`.
+    public func send(_ request: PMSRequest, timeout: Duration) async -> Int? { nil }
+}
+
+extension HTTPPMSClient {
+    public func send(_ request: PMSRequest, timeout: Duration) async -> Int? {
+        var outgoing = HTTPClientRequest(url: "\(baseURL)\(request.target)")
+        outgoing.method = HTTPMethod(rawValue: request.method)
+        outgoing.headers.add(name: "X-Plex-Token", value: request.token.value)
+        outgoing.headers.add(name: "X-Plex-Product", value: "plex-livetv-authz")
+        do {
+            let response = try await client.execute(outgoing, timeout: .nanoseconds(timeout.nanoseconds))
+            for try await _ in response.body {}
+            return Int(response.status.code)
+        } catch {
+            return nil
+        }
     }
 }

@@ -35,7 +35,8 @@ public protocol TokenValidating: Sendable {
 ///   are never cached anywhere.
 public final class TokenValidator: TokenValidating {
     private struct State {
-        var cache: LRUCache<TokenKey, Timestamp>
+        /// Expiry and answer (`.valid`, or `explain`'s `.assumedValid`) per token.
+        var cache: LRUCache<TokenKey, CachedAnswer>
         var inFlight: [TokenKey: Task<TokenCheck, Never>] = [:]
         var pmsCalls = 0
     }
@@ -64,8 +65,10 @@ public final class TokenValidator: TokenValidating {
     private func cached(_ key: TokenKey) -> TokenValidation? {
         let now = clock.now()
         return state.withLock { state in
-            guard let expiry = state.cache.get(key) else { return nil }
-            if expiry > now { return TokenValidation(check: .valid, cacheHit: true, validUntil: expiry) }
+            guard let entry = state.cache.get(key) else { return nil }
+            if entry.expiry > now {
+                return TokenValidation(check: entry.check, cacheHit: true, validUntil: entry.expiry)
+            }
             state.cache.remove(key)
             return nil
         }
@@ -83,19 +86,20 @@ public final class TokenValidator: TokenValidating {
             return (task, false)
         }
         let check = await task.value
+        let proves = check == .valid || check == .assumedValid
         guard !joined else {
-            return TokenValidation(check: check, cacheHit: false, validUntil: check == .valid ? cachedUntil(key) : nil)
+            return TokenValidation(check: check, cacheHit: false, validUntil: proves ? cachedUntil(key) : nil)
         }
         let expiry = clock.now() + ttl
         state.withLock { state in
             state.inFlight[key] = nil
-            if check == .valid { state.cache.set(key, expiry) }
+            if proves { state.cache.set(key, CachedAnswer(expiry: expiry, check: check)) }
         }
-        return TokenValidation(check: check, cacheHit: false, validUntil: check == .valid ? expiry : nil)
+        return TokenValidation(check: check, cacheHit: false, validUntil: proves ? expiry : nil)
     }
 
     private func cachedUntil(_ key: TokenKey) -> Timestamp? {
-        state.withLock { $0.cache.peek(key) }
+        state.withLock { $0.cache.peek(key)?.expiry }
     }
 
     /// Forgets every cached answer (SIGHUP, when the owner token changed: a shared user's access may have
@@ -103,6 +107,11 @@ public final class TokenValidator: TokenValidating {
     public func flush() {
         state.withLock { $0.cache = LRUCache(capacity: $0.cache.capacity) }
     }
+}
+
+struct CachedAnswer: Sendable {
+    let expiry: Timestamp
+    let check: TokenCheck
 }
 
 /// SHA-256 of a token, the cache's key (the raw token is never stored).

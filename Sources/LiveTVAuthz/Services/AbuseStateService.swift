@@ -2,7 +2,7 @@ import ServiceLifecycle
 
 /// Runs the abuse state writer; at graceful shutdown it stops taking changes and writes the final state.
 public struct AbuseStateService: Service {
-    let writer: AbuseStateWriter
+    public let writer: AbuseStateWriter
 
     public init(writer: AbuseStateWriter) {
         self.writer = writer

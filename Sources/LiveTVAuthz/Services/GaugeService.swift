@@ -18,6 +18,7 @@ public struct GaugeService: Service {
     public func run() async throws {
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             metrics.activeBlocks.record(state.activeBlocks(at: clock.now()))
+            metrics.trackedSessions.record(state.trackedSessions(at: clock.now()))
             metrics.cacheEntries.record(validator.cachedTokens)
             do {
                 try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(10)) }

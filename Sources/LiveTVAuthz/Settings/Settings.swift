@@ -174,6 +174,25 @@ public enum Settings {
         "audit-summary-interval", env: ["IPTV_TUNERR_PROXY_AUDIT_SUMMARY_INTERVAL"], default: .seconds(300),
         group: .abuse, help: "Interval of the plexlabelproxy_audit_summary line.")
 
+    // MARK: Live playback
+
+    public static let playbackSessions = Setting<Int>.count(
+        "playback-sessions", env: ["PLEX_LIVETV_AUTHZ_PLAYBACK_SESSIONS"], default: 1_000, range: 1...1_000_000,
+        group: .playback,
+        help:
+            "Most Live TV playback sessions tracked at once (the least recently seen is forgotten first). A tracked session's player requests (segments without a token, timelines) are elevated from its source."
+    )
+
+    public static let playbackIdleTimeout = Setting<Duration>.duration(
+        "playback-idle-timeout", env: ["PLEX_LIVETV_AUTHZ_PLAYBACK_IDLE_TIMEOUT"], default: .seconds(6 * 3600),
+        group: .playback, help: "A tracked playback session unseen this long is forgotten.")
+
+    public static let neutralizeOwnerHistory = Setting<Bool>.toggle(
+        "neutralize-owner-history", env: ["IPTV_TUNERR_PLEX_NEUTRALIZE_OWNER_HISTORY"], group: .playback,
+        help:
+            "Tracked timelines and scrobbles reach Plex under the owner's token, so the owner's history fills with other people's viewing. With this on, the service unscrobbles each such item for the owner and replays the timeline or scrobble with the viewer's own token, in the background (4 at a time, 10 s each; dropped and counted when the queue is full)."
+    )
+
     // MARK: Connections and operations
 
     public static let idleTimeout = Setting<Duration>.duration(
@@ -214,7 +233,8 @@ public enum Settings {
         pmsURL, ownerTokenFile, ownerToken, validationTimeout, readinessInterval, machineID,
         mode, cacheTTL, cacheSize,
         abuseThreshold, abuseWindow, abuseBlockDuration, badAuthCooldown, abuseStateFile, auditSummaryInterval,
-        idleTimeout, maxConnections, maxConnectionsPerPeer, requestTimeout, logLevel,
+        playbackSessions, playbackIdleTimeout, neutralizeOwnerHistory, idleTimeout, maxConnections,
+        maxConnectionsPerPeer, requestTimeout, logLevel,
     ]
 
     /// Commands that talk to PMS as the owner take PMS and the owner token exactly as `serve` does.
@@ -253,6 +273,11 @@ extension Configuration {
         set(Settings.abuseWindow, policy.window)
         set(Settings.abuseBlockDuration, policy.blockDuration)
         set(Settings.badAuthCooldown, policy.cooldown)
+    }
+
+    /// The playback-tracking limits.
+    public var playbackPolicy: PlaybackPolicy {
+        PlaybackPolicy(maximumSessions: self[Settings.playbackSessions], idleExpiry: self[Settings.playbackIdleTimeout])
     }
 
     /// The owner token is required: one problem naming every place it can come from.

@@ -37,31 +37,33 @@ public struct AbuseStateFile: Sendable {
     /// Loads the records, dropping expired ones. A missing file is an empty state. A file that cannot be
     /// read or parsed (or a symlink in its place) is moved aside as `<name>.corrupt-<unix time>`, reported
     /// in one log line, and the service starts empty.
-    public func load(policy: AbusePolicy, now: Timestamp, logger: Logger) -> [String: SourceRecord] {
+    public func load(
+        policy: AbusePolicy, playback: PlaybackPolicy = PlaybackPolicy(), now: Timestamp, logger: Logger
+    ) -> GuardSnapshot {
         let descriptor = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         if descriptor < 0 {
             let code = errno
-            if code == ENOENT { return [:] }
+            if code == ENOENT { return GuardSnapshot() }
             moveAside(
                 now: now, logger: logger, why: code == ELOOP ? "it is a symlink" : String(cString: strerror(code)))
-            return [:]
+            return GuardSnapshot()
         }
         defer { close(descriptor) }
         // A file someone else could have written is not trusted (it decides who is blocked).
         var status = stat()
         guard fstat(descriptor, &status) == 0 else {
             moveAside(now: now, logger: logger, why: String(cString: strerror(errno)))
-            return [:]
+            return GuardSnapshot()
         }
         if status.st_mode & 0o022 != 0 {
             moveAside(
                 now: now, logger: logger,
                 why: "it is writable by group or others (mode \(String(status.st_mode & 0o777, radix: 8)))")
-            return [:]
+            return GuardSnapshot()
         }
         if status.st_uid != geteuid() {
             moveAside(now: now, logger: logger, why: "it is owned by another user (uid \(status.st_uid))")
-            return [:]
+            return GuardSnapshot()
         }
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
@@ -69,31 +71,37 @@ public struct AbuseStateFile: Sendable {
             let count = read(descriptor, &buffer, buffer.count)
             if count < 0 {
                 moveAside(now: now, logger: logger, why: String(cString: strerror(errno)))
-                return [:]
+                return GuardSnapshot()
             }
             if count == 0 { break }
             bytes.append(contentsOf: buffer[0..<count])
             if bytes.count > Self.maximumSize {
                 moveAside(now: now, logger: logger, why: "larger than \(Self.maximumSize) bytes")
-                return [:]
+                return GuardSnapshot()
             }
         }
-        let records: [String: SourceRecord]
+        let snapshot: GuardSnapshot
         do {
-            records = try AbuseStateCodec.decode(bytes)
+            snapshot = try GuardStateCodec.decode(bytes)
         } catch {
             moveAside(now: now, logger: logger, why: "not a valid state file: \(error)")
-            return [:]
+            return GuardSnapshot()
         }
-        if let implausible = AbuseBlocker.implausibility(of: records, policy: policy, now: now) {
+        if let implausible = GuardStateCodec.implausibility(of: snapshot, policy: policy, now: now) {
             moveAside(now: now, logger: logger, why: "not a state file this service wrote: \(implausible)")
-            return [:]
+            return GuardSnapshot()
         }
-        return AbuseBlocker(policy: policy, restoring: records, now: now).sources
+        // Expired records and idle sessions are dropped on the way in.
+        return GuardSnapshot(
+            sources: AbuseBlocker(policy: policy, restoring: snapshot.sources, now: now).sources,
+            sessions: Array(
+                PlaybackTracker(policy: playback, restoring: snapshot.sessions, now: now).sessions.values.sorted {
+                    $0.id < $1.id
+                }))
     }
 
     /// Writes the records atomically.
-    public func write(_ records: [String: SourceRecord]) throws {
+    public func write(_ snapshot: GuardSnapshot) throws {
         let directory =
             (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
         let name = (path as NSString).lastPathComponent
@@ -107,7 +115,7 @@ public struct AbuseStateFile: Sendable {
         let temporary = "\(directory)/.\(name).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { throw StateFileError.system("cannot create \(temporary)", errno) }
-        let data = AbuseStateCodec.encode(records)
+        let data = GuardStateCodec.encode(snapshot)
         var written = 0
         var failure: Int32 = 0
         data.withUnsafeBytes { raw in

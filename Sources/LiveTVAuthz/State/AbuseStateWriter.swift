@@ -6,13 +6,12 @@ import Synchronization
 /// at most one file at a time and always the latest state. `finish()` then awaiting `run()` flushes.
 public final class AbuseStateWriter: Sendable {
     private let file: AbuseStateFile
-    private let snapshot: @Sendable () async -> [String: SourceRecord]
+    private let snapshot: @Sendable () async -> GuardSnapshot
     private let logger: Logger
     private let stream: AsyncStream<Void>
     private let continuation: AsyncStream<Void>.Continuation
 
-    public init(file: AbuseStateFile, logger: Logger, snapshot: @escaping @Sendable () async -> [String: SourceRecord])
-    {
+    public init(file: AbuseStateFile, logger: Logger, snapshot: @escaping @Sendable () async -> GuardSnapshot) {
         self.file = file
         self.snapshot = snapshot
         self.logger = logger

@@ -17,6 +17,8 @@ public final class ServiceMetrics: Sendable {
     public let openConnections: Meter
     private let responses = Mutex<[String: Counter]>([:])
     private let refusedConnections = Mutex<[String: Counter]>([:])
+    private let backgroundJobs = Mutex<[String: Counter]>([:])
+    public let trackedSessions: Gauge
 
     public init(factory: any MetricsFactory) {
         self.factory = factory
@@ -28,6 +30,7 @@ public final class ServiceMetrics: Sendable {
         cacheEntries = Gauge(label: "plexauthz_validation_cache_entries", dimensions: [], factory: factory)
         activeBlocks = Gauge(label: "plexauthz_blocked_sources", dimensions: [], factory: factory)
         openConnections = Meter(label: "plexauthz_open_connections", dimensions: [], factory: factory)
+        trackedSessions = Gauge(label: "plexauthz_tracked_playback_sessions", dimensions: [], factory: factory)
     }
 
     /// A metrics object that records nothing (tests, `explain`).
@@ -54,6 +57,11 @@ public final class ServiceMetrics: Sendable {
     /// Counts a connection refused at accept (`not_allowed`, `listener_cap`, `peer_cap`).
     public func recordRefusedConnection(_ reason: String) {
         counter(refusedConnections, "plexauthz_refused_connections_total", [("reason", reason)]).increment()
+    }
+
+    /// Counts an owner-history job (`replay`, `unscrobble`) by result (`done`, `failed`, `dropped`).
+    public func recordBackgroundJob(_ job: String, result: String) {
+        counter(backgroundJobs, "plexauthz_background_jobs_total", [("job", job), ("result", result)]).increment()
     }
 
     private func counter(_ cache: borrowing Mutex<[String: Counter]>, _ label: String, _ dimensions: [(String, String)])
