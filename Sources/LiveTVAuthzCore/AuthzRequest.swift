@@ -67,6 +67,10 @@ public struct AuthzRequest: Sendable, Hashable {
     public var body: RequestBody
     /// Peer and trust facts for source identity.
     public var peer: PeerFacts
+    /// Whether the frontend can forward the target the decision names (its query without `X-Plex-Token`).
+    /// When it cannot (Traefik forwards the client's target unchanged), a candidate whose token is in the
+    /// query is never elevated (rule `query-token-kept`): the owner token would travel beside the user's.
+    public var frontendRemovesQueryTokens = true
 
     public init(
         method: String, target: String, headers: [HTTPField] = [], body: RequestBody = .none,

@@ -3,6 +3,7 @@ public enum ClassificationReason: Sendable, Hashable, CustomStringConvertible {
     case unsafePath(UnsafePathReason)
     case tokenSmuggling
     case bodyUnseen(ElevationRule)
+    case queryTokenKept(ElevationRule)
     case noToken(ElevationRule, unusable: Bool, hopByHop: Bool)
     case matched(ElevationRule)
     case notCandidate(NearMiss?)
@@ -15,6 +16,8 @@ public enum ClassificationReason: Sendable, Hashable, CustomStringConvertible {
             return "a query parameter decodes to x-plex-token but is not spelled X-Plex-Token"
         case .bodyUnseen(let surface):
             return "\(surface.rawValue) request has a body the service could not inspect"
+        case .queryTokenKept(let surface):
+            return "\(surface.rawValue) candidate with its token in the query, from a frontend that cannot remove it"
         case .noToken(let surface, let unusable, let hopByHop):
             let detail =
                 unusable
@@ -94,8 +97,8 @@ public struct Classification: Sendable {
 
     /// The classifier's three answers.
     public enum Verdict: Sendable, Hashable {
-        /// Refused before any surface question (`unsafe-path`, `token-smuggling`, `body-unseen`): never
-        /// elevated, never audited, never counted.
+        /// Refused (`unsafe-path`, `token-smuggling`, `body-unseen` before any surface question,
+        /// `query-token-kept` for a candidate): never elevated, never audited, never counted.
         case refused(ElevationRule)
         /// An elevation candidate on this surface. Only candidates are audited, counted for abuse, or blocked.
         case candidate(ElevationRule)

@@ -5,6 +5,9 @@ public enum ElevationRule: String, Sendable, Hashable, CaseIterable {
     case unsafePath = "unsafe-path"
     case tokenSmuggling = "token-smuggling"
     case bodyUnseen = "body-unseen"
+    /// A candidate whose token is in the query, asked by a frontend that cannot remove query parameters
+    /// (Traefik): the owner token would reach Plex beside the user's.
+    case queryTokenKept = "query-token-kept"
     case noToken = "no-token"
     // Surfaces, in table order: the first matching row wins (fine print 3).
     case livetv

@@ -28,6 +28,9 @@ public struct LiveTVClassifier: Sendable {
         }
         switch match(request, target: target, body: body) {
         case .candidate(let surface):
+            if !request.frontendRemovesQueryTokens, token.token != nil, token.queryTokenParameters > 0 {
+                return result(.refused(.queryTokenKept), .queryTokenKept(surface))
+            }
             if token.token == nil {
                 return result(
                     .candidate(surface),

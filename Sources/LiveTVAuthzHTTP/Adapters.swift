@@ -14,7 +14,7 @@ enum ControlHeaders {
         "x-original-transfer-encoding", "x-original-connection", "content-length", "transfer-encoding", "host",
         "connection", "keep-alive", "x-forwarded-method", "x-forwarded-uri", "x-forwarded-host",
         "x-forwarded-proto", "x-envoy-auth-partial-body", "x-envoy-expected-rq-timeout-ms",
-        "x-envoy-internal",
+        "x-envoy-internal", "x-plexauthz-body",
     ]
 }
 
@@ -56,6 +56,34 @@ public enum ForwardAuthAdapter {
         return AuthzRequest(
             method: method, target: RequestTarget(bytes: target), headers: clientHeaders(wire.headers), body: body,
             peer: PeerFacts(trustedFrontend: true))
+    }
+}
+
+/// Traefik `forwardAuth` (`/v1/traefik`): described like `/v1/forward`, with two differences Traefik
+/// forces. It forwards the client's own target whatever the answer says, so a candidate whose token is in
+/// the query is never elevated (`query-token-kept`). And it cannot say whether the original request had a
+/// body: only when its `forwardBody` sends the body along, which the shipped config announces with
+/// `X-Plexauthz-Body: forwarded`, is the subrequest's body the original's; otherwise a `POST`, `PUT`,
+/// `PATCH` or `DELETE` counts as having a body the service did not see.
+public enum TraefikAdapter {
+    public static let bodyMarker = "X-Plexauthz-Body"
+
+    public static func request(_ wire: WireRequest) throws(AdapterError) -> AuthzRequest {
+        let method = try required(wire, "X-Forwarded-Method", "Traefik forwardAuth subrequest")
+        let target = try requiredBytes(wire, "X-Forwarded-Uri", "Traefik forwardAuth subrequest")
+        let body: RequestBody
+        if wire.headers.firstText(bodyMarker) == "forwarded" {
+            body =
+                wire.bodyTooLarge
+                ? .unseen : .seen(bytes: wire.body, contentType: wire.headers.firstText("Content-Type"))
+        } else {
+            body = ["POST", "PUT", "PATCH", "DELETE"].contains(method) ? .unseen : .none
+        }
+        var request = AuthzRequest(
+            method: method, target: RequestTarget(bytes: target), headers: clientHeaders(wire.headers), body: body,
+            peer: PeerFacts(trustedFrontend: true))
+        request.frontendRemovesQueryTokens = false
+        return request
     }
 }
 

@@ -37,6 +37,7 @@ public final class DecisionService: Sendable {
     public struct Pending: Sendable {
         let guardProgress: Guard.Pending
         let endpoint: String
+        let blockedStatus: Int
     }
 
     /// The whole answer (waits for PMS when it must).
@@ -53,6 +54,7 @@ public final class DecisionService: Sendable {
         let path = wire.path
         let endpoint: String
         let adapter: (WireRequest) throws(AdapterError) -> AuthzRequest
+        var blockedStatus = 403
         switch path {
         case "/v1/nginx":
             endpoint = "nginx"
@@ -60,6 +62,11 @@ public final class DecisionService: Sendable {
         case "/v1/forward":
             endpoint = "forward"
             adapter = ForwardAuthAdapter.request
+        case "/v1/traefik":
+            endpoint = "traefik"
+            adapter = TraefikAdapter.request
+            // Traefik relays a non-2xx answer to the client as it is and cannot map it: say 429 directly.
+            blockedStatus = 429
         case _ where path == EnvoyHTTPAdapter.prefix || path.hasPrefix(EnvoyHTTPAdapter.prefix + "/"):
             endpoint = "envoy"
             adapter = EnvoyHTTPAdapter.request
@@ -86,14 +93,15 @@ public final class DecisionService: Sendable {
         }
         if case .tcp(let peer) = transport { request.peer.connectionAddress = peer }
         switch guardian.begin(request) {
-        case .decided(let decision): return .ready(finish(Self.answer(decision), endpoint))
-        case .pending(let pending): return .pending(Pending(guardProgress: pending, endpoint: endpoint))
+        case .decided(let decision): return .ready(finish(Self.answer(decision, blockedStatus), endpoint))
+        case .pending(let pending):
+            return .pending(Pending(guardProgress: pending, endpoint: endpoint, blockedStatus: blockedStatus))
         }
     }
 
     /// Finishes a pending answer once PMS has been asked.
     public func complete(_ pending: Pending) async -> ServerResponse {
-        finish(Self.answer(await guardian.complete(pending.guardProgress)), pending.endpoint)
+        finish(Self.answer(await guardian.complete(pending.guardProgress), pending.blockedStatus), pending.endpoint)
     }
 
     private func finish(_ response: ServerResponse, _ endpoint: String) -> ServerResponse {
@@ -101,9 +109,9 @@ public final class DecisionService: Sendable {
         return response
     }
 
-    static func answer(_ decision: AuthzDecision) -> ServerResponse {
+    static func answer(_ decision: AuthzDecision, _ blockedStatus: Int) -> ServerResponse {
         decision.rejected
-            ? ServerResponse(status: 403, headers: DecisionHeaders.blocked(decision))
+            ? ServerResponse(status: blockedStatus, headers: DecisionHeaders.blocked(decision))
             : ServerResponse(status: 200, headers: DecisionHeaders.allow(decision))
     }
 }

@@ -331,6 +331,30 @@ let tokenCases: [Case] = [
     Case("GET", "/livetv/dvrs?X-Plex-Token=\(String(repeating: "a", count: 4097))", .noToken),
 ]
 
+/// A frontend that cannot remove query parameters (Traefik): a candidate's query token is never sent on
+/// beside the owner's; header tokens and non-candidates are unaffected; earlier refusals keep their order.
+let keptQueryCases: [Case] = [
+    Case("GET", "/livetv/dvrs?\(tok)", .queryTokenKept, frontendRemovesQueryTokens: false),
+    Case("GET", "/livetv/dvrs?\(tok)", .livetv),
+    Case(
+        "GET", "/livetv/dvrs", .livetv, headers: [("X-Plex-Token", userToken)], frontendRemovesQueryTokens: false),
+    Case(
+        "GET", "/livetv/dvrs?X-Plex-Token=", .queryTokenKept, headers: [("X-Plex-Token", userToken)],
+        frontendRemovesQueryTokens: false),
+    Case("GET", "/livetv/dvrs?X-Plex-Token=&X-Plex-Token=", .noToken, frontendRemovesQueryTokens: false),
+    Case("GET", "/library/sections?\(tok)", .none, frontendRemovesQueryTokens: false),
+    Case("GET", "/livetv/dvrs?x-plex-token=abc", .tokenSmuggling, frontendRemovesQueryTokens: false),
+    Case("GET", "/livetv/../x?\(tok)", .unsafePath, frontendRemovesQueryTokens: false),
+    Case(
+        "POST", "/livetv/dvrs/135/channels/c7pt/tune?\(tok)", .bodyUnseen, body: .unseen,
+        frontendRemovesQueryTokens: false),
+    Case(
+        "POST", "/livetv/dvrs/135/channels/c7pt/tune", .livetvTune, headers: [("X-Plex-Token", userToken)],
+        frontendRemovesQueryTokens: false),
+    Case("GET", "/livetv/dvrs", .noToken, frontendRemovesQueryTokens: false),
+    Case("GET", "/livetv/dvrs?\(tok)", .queryTokenKept, mode: .all, frontendRemovesQueryTokens: false),
+]
+
 @Suite("Classifier decision table")
 struct ClassifierTableTests {
     @Test("surfaces and their twins", arguments: surfaceCases)
@@ -342,6 +366,9 @@ struct ClassifierTableTests {
     @Test("token carriers", arguments: tokenCases)
     func tokens(_ row: Case) { check(row) }
 
+    @Test("query tokens a frontend cannot remove", arguments: keptQueryCases)
+    func keptQuery(_ row: Case) { check(row) }
+
     @Test("credential surfaces, every mode", arguments: credentialCases)
     func credentials(_ row: Case) {
         check(row)
@@ -351,7 +378,7 @@ struct ClassifierTableTests {
     }
 
     @Test func tableIsLargeAndCoversEveryRule() {
-        let all = surfaceCases + unsafeCases + tokenCases + credentialCases
+        let all = surfaceCases + unsafeCases + tokenCases + credentialCases + keptQueryCases
         #expect(all.count >= 150)
         let covered = Set(all.map(\.expected))
         #expect(

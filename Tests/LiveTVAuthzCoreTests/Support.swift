@@ -15,14 +15,18 @@ struct Case: CustomTestStringConvertible, Sendable {
     var headers: [HTTPField] = []
     var body: RequestBody = .none
     var mode: ElevationMode = .liveTV
+    var frontendRemovesQueryTokens = true
     var expected: ElevationRule
 
-    var testDescription: String { "\(mode.rawValue) \(method) \(target) → \(expected.rawValue)" }
+    var testDescription: String {
+        "\(mode.rawValue) \(method) \(target)\(frontendRemovesQueryTokens ? "" : " (query kept)") → \(expected.rawValue)"
+    }
 
     init(
         _ method: String, _ target: String, _ expected: ElevationRule, headers: [(String, String)] = [],
-        body: RequestBody = .none, mode: ElevationMode = .liveTV
+        body: RequestBody = .none, mode: ElevationMode = .liveTV, frontendRemovesQueryTokens: Bool = true
     ) {
+        self.frontendRemovesQueryTokens = frontendRemovesQueryTokens
         self.method = method
         self.target = target
         self.headers = headers.map { HTTPField(name: $0.0, value: $0.1) }
@@ -32,7 +36,9 @@ struct Case: CustomTestStringConvertible, Sendable {
     }
 
     var request: AuthzRequest {
-        AuthzRequest(method: method, target: target, headers: headers, body: body)
+        var request = AuthzRequest(method: method, target: target, headers: headers, body: body)
+        request.frontendRemovesQueryTokens = frontendRemovesQueryTokens
+        return request
     }
 
     /// Whether the expected rule means "elevated" (given a valid token).

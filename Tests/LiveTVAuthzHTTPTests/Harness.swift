@@ -129,6 +129,34 @@ final class CollectingHandler: ChannelInboundHandler, Sendable {
     }
 }
 
+/// A response read off the wire: its status and every byte (chunked bodies decoded for `text`).
+struct RawResponse {
+    var bytes: String
+    var status: Int
+    var text: String
+
+    init(_ raw: [UInt8]) {
+        bytes = String(decoding: raw, as: UTF8.self)
+        let statusLine = bytes.prefix { $0 != "\r" }.split(separator: " ")
+        status = statusLine.count > 1 ? Int(statusLine[1]) ?? 0 : 0
+        let parts = bytes.components(separatedBy: "\r\n\r\n")
+        let head = parts.first ?? ""
+        var body = parts.dropFirst().joined(separator: "\r\n\r\n")
+        if head.lowercased().contains("transfer-encoding: chunked") {
+            var decoded = ""
+            var rest = Substring(body)
+            while let end = rest.range(of: "\r\n"), let size = Int(rest[..<end.lowerBound], radix: 16), size > 0 {
+                let start = end.upperBound
+                let stop = rest.utf8.index(start, offsetBy: size, limitedBy: rest.utf8.endIndex) ?? rest.endIndex
+                decoded += rest[start..<stop]
+                rest = rest[stop...].dropFirst(2)
+            }
+            body = decoded
+        }
+        text = body
+    }
+}
+
 /// A response as the client saw it: status, headers and every body byte.
 struct ClientResponse {
     var status: Int
@@ -139,28 +167,33 @@ struct ClientResponse {
     var everything: String { headers.map { "\($0.0): \($0.1)" }.joined(separator: "\n") + "\n" + body }
 }
 
-/// The fake PMS, the service (`plex-livetv-authz serve` as a process) and a real nginx with the shipped
-/// configuration, all on ephemeral loopback ports under one temporary directory.
+/// The fake PMS, the service (`plex-livetv-authz serve` as a process) and a real frontend (nginx by default)
+/// started from the shipped configuration, all on ephemeral loopback ports under one temporary directory.
 final class Stack: @unchecked Sendable {
     let directory: URL
     let fake: FakePMSServer
     let service: ChildProcess
-    let nginx: ChildProcess
-    let nginxPort: Int
+    let frontend: Frontend
+    let frontendProcess: ChildProcess
+    let frontendPort: Int
     let serviceTCPPort: Int
     let client: HTTPClient
 
     var pms: FakePMS { fake.pms }
+    /// The frontend's port (named for the nginx suites that were here first).
+    var nginxPort: Int { frontendPort }
+    var nginx: ChildProcess { frontendProcess }
 
     private init(
-        directory: URL, fake: FakePMSServer, service: ChildProcess, nginx: ChildProcess, nginxPort: Int,
-        serviceTCPPort: Int
+        directory: URL, fake: FakePMSServer, service: ChildProcess, frontend: Frontend, process: ChildProcess,
+        port: Int, serviceTCPPort: Int
     ) {
         self.directory = directory
         self.fake = fake
         self.service = service
-        self.nginx = nginx
-        self.nginxPort = nginxPort
+        self.frontend = frontend
+        self.frontendProcess = process
+        self.frontendPort = port
         self.serviceTCPPort = serviceTCPPort
         self.client = HTTPClient(
             eventLoopGroupProvider: .singleton,
@@ -168,7 +201,9 @@ final class Stack: @unchecked Sendable {
                 redirectConfiguration: .disallow, timeout: .init(connect: .seconds(2), read: .seconds(10))))
     }
 
-    static func start(extraServiceArguments: [String] = []) async throws -> Stack {
+    static func start(
+        frontend: Frontend = .nginx, edits: [(String, String)] = [], extraServiceArguments: [String] = []
+    ) async throws -> Stack {
         let directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent(
             "plexauthz-e2e-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -179,84 +214,61 @@ final class Stack: @unchecked Sendable {
         let keyFile = directory.appendingPathComponent("frontend-key")
         try (frontendKey + "\n").write(to: keyFile, atomically: true, encoding: .utf8)
         chmod(keyFile.path, 0o600)
-        let socket = directory.appendingPathComponent("authz.sock").path
-        let serviceTCPPort = try freePort()
+        let sockets = ServiceSockets(
+            http: directory.appendingPathComponent("authz.sock").path,
+            grpc: directory.appendingPathComponent("grpc.sock").path, httpPort: try freePort(),
+            grpcPort: try freePort(), keyFile: keyFile.path)
         let service = try ChildProcess(
             binaryDirectory.appendingPathComponent("plex-livetv-authz").path,
             [
-                "serve", "--listen", "unix:\(socket)", "--listen", "127.0.0.1:\(serviceTCPPort)",
+                "serve", "--listen", "unix:\(sockets.http)", "--listen", "127.0.0.1:\(sockets.httpPort)",
+                "--grpc-listen", "unix:\(sockets.grpc)", "--grpc-listen", "127.0.0.1:\(sockets.grpcPort)",
                 "--owner-token-file", ownerFile.path, "--frontend-key-file", keyFile.path,
                 "--pms-url", "http://127.0.0.1:\(fake.port)", "--abuse-state-file",
                 directory.appendingPathComponent("state/blocks.json").path,
             ] + extraServiceArguments,
             output: directory.appendingPathComponent("service.log"))
-        try await eventually("the service socket") { FileManager.default.fileExists(atPath: socket) }
-
-        let nginxPort = try freePort()
-        let nginx = try startNginx(directory: directory, port: nginxPort, pmsPort: fake.port, socket: socket)
+        do {
+            try await eventually("the service sockets") {
+                FileManager.default.fileExists(atPath: sockets.http)
+                    && FileManager.default.fileExists(atPath: sockets.grpc)
+            }
+        } catch {
+            await service.stop()
+            await fake.shutdown()
+            throw HarnessError("\(error); service log:\n\(service.log.suffix(3000))")
+        }
+        let port = try freePort()
+        let process = try frontend.start(
+            directory: directory, port: port, pmsPort: fake.port, service: sockets, edits: edits)
         let stack = Stack(
-            directory: directory, fake: fake, service: service, nginx: nginx, nginxPort: nginxPort,
-            serviceTCPPort: serviceTCPPort)
-        try await eventually("nginx on port \(nginxPort)") {
-            ((try? await stack.get("/identity")) ?? nil)?.status == 200
+            directory: directory, fake: fake, service: service, frontend: frontend, process: process, port: port,
+            serviceTCPPort: sockets.httpPort)
+        do {
+            try await eventually("\(frontend) on port \(port)") {
+                ((try? await stack.get("/identity")) ?? nil)?.status == 200
+            }
+        } catch {
+            let log = stack.allLogs
+            await stack.stop()
+            throw HarnessError("\(error); logs:\n\(log.suffix(3000))")
         }
         return stack
     }
 
-    /// Writes nginx's main config around the shipped frontend files and starts it in the foreground.
-    static func startNginx(directory: URL, port: Int, pmsPort: Int, socket: String) throws -> ChildProcess {
-        let frontends = repositoryRoot.appendingPathComponent("frontends/nginx")
-        var site = try String(contentsOf: frontends.appendingPathComponent("plex-livetv.conf"), encoding: .utf8)
-        let snippet = directory.appendingPathComponent("plexauthz-proxy.conf")
-        try FileManager.default.copyItem(at: frontends.appendingPathComponent("plexauthz-proxy.conf"), to: snippet)
-        for (literal, replacement) in [
-            ("listen 32401;", "listen 127.0.0.1:\(port);"),
-            ("server 127.0.0.1:32400;", "server 127.0.0.1:\(pmsPort);"),
-            ("server unix:/run/plex-livetv-authz/authz.sock;", "server unix:\(socket);"),
-            ("/etc/nginx/snippets/plexauthz-proxy.conf", snippet.path),
-        ] {
-            guard site.contains(literal) else {
-                throw HarnessError("frontends/nginx/plex-livetv.conf no longer contains \(literal)")
-            }
-            site = site.replacingOccurrences(of: literal, with: replacement)
-        }
-        try site.write(to: directory.appendingPathComponent("plex-livetv.conf"), atomically: true, encoding: .utf8)
-        let user = getuid() == 0 ? "user root root;\n" : ""
-        let main = """
-            \(user)worker_processes 1;
-            pid \(directory.path)/nginx.pid;
-            error_log \(directory.path)/nginx-error.log info;
-            events { worker_connections 256; }
-            http {
-                access_log \(directory.path)/nginx-access.log;
-                client_body_temp_path \(directory.path)/client_body;
-                proxy_temp_path \(directory.path)/proxy;
-                fastcgi_temp_path \(directory.path)/fastcgi;
-                uwsgi_temp_path \(directory.path)/uwsgi;
-                scgi_temp_path \(directory.path)/scgi;
-                include \(directory.path)/plex-livetv.conf;
-            }
-            """
-        let conf = directory.appendingPathComponent("nginx.conf")
-        try main.write(to: conf, atomically: true, encoding: .utf8)
-        return try ChildProcess(
-            "/usr/sbin/nginx", ["-p", directory.path, "-c", conf.path, "-g", "daemon off;"],
-            output: directory.appendingPathComponent("nginx.out"))
-    }
-
     func stop() async {
         try? await client.shutdown()
-        await nginx.stop()
+        await frontendProcess.stop()
         await service.stop()
         await fake.shutdown()
         try? FileManager.default.removeItem(at: directory)
     }
 
-    /// A request through nginx, as a Plex client sends it.
+    /// A request through the frontend, as a Plex client sends it.
     func get(_ target: String, method: HTTPMethod = .GET, headers: [(String, String)] = [], body: String? = nil)
         async throws -> ClientResponse
     {
-        var request = HTTPClientRequest(url: "http://127.0.0.1:\(nginxPort)\(target)")
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(frontendPort)\(target)")
         request.method = method
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let body { request.body = .bytes(ByteBuffer(string: body)) }
@@ -267,15 +279,38 @@ final class Stack: @unchecked Sendable {
             body: String(buffer: bytes))
     }
 
-    /// Every log line of every process.
+    /// One table row through the frontend over a fresh connection, every byte as the row says.
+    func send(_ row: FrontendCase, source: String) async throws -> RawResponse {
+        var head = "\(row.method) "
+        var bytes = Array(head.utf8) + row.target
+        head = " HTTP/1.1\r\nHost: 127.0.0.1\r\nCF-Connecting-IP: \(source)\r\n"
+        let closes = row.headers.contains { $0.0.lowercased() == "connection" }
+        if !closes { head += "Connection: close\r\n" }
+        for (name, value) in row.headers { head += "\(name): \(value)\r\n" }
+        let chunked = row.headers.contains { $0.0.lowercased() == "transfer-encoding" }
+        if let body = row.body, !chunked { head += "Content-Length: \(body.count)\r\n" }
+        bytes += Array((head + "\r\n").utf8)
+        if let body = row.body {
+            bytes +=
+                chunked
+                ? Array(String(body.count, radix: 16).utf8) + [13, 10] + body + Array("\r\n0\r\n\r\n".utf8) : body
+        }
+        return RawResponse(try await rawExchange(port: frontendPort, bytes))
+    }
+
+    /// Every log line of every process (the service's and the frontend's).
     var allLogs: String {
-        ["service.log", "nginx-error.log", "nginx-access.log", "nginx.out"].map {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        return names.filter { $0.hasSuffix(".log") || $0.hasSuffix(".out") }.sorted().map {
             (try? String(contentsOf: directory.appendingPathComponent($0), encoding: .utf8)) ?? ""
         }.joined(separator: "\n")
     }
 
-    static func with(extraServiceArguments: [String] = [], _ body: (Stack) async throws -> Void) async throws {
-        let stack = try await start(extraServiceArguments: extraServiceArguments)
+    static func with(
+        frontend: Frontend = .nginx, edits: [(String, String)] = [], extraServiceArguments: [String] = [],
+        _ body: (Stack) async throws -> Void
+    ) async throws {
+        let stack = try await start(frontend: frontend, edits: edits, extraServiceArguments: extraServiceArguments)
         do {
             try await body(stack)
         } catch {

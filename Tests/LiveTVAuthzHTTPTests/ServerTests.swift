@@ -121,6 +121,52 @@ struct ServerTests {
         }
     }
 
+    /// Traefik forwards the client's target as it is and cannot say whether there was a body.
+    @Test func traefikNeverElevatesAQueryTokenOrAnUnseenBody() async throws {
+        try await InProcessService.with { s in
+            func traefik(_ method: String, _ target: String, _ extra: [(String, String)] = [], body: [UInt8]? = nil)
+                async throws -> (rule: String?, token: String?)
+            {
+                let answer = try await s.send(
+                    "/v1/traefik",
+                    headers: [
+                        ("X-Plexauthz-Key", frontendKey), ("X-Forwarded-Method", method), ("X-Forwarded-Uri", target),
+                        ("X-Forwarded-For", "203.0.113.5"),
+                    ] + extra, body: body)
+                #expect(answer.status == 200)
+                return (answer.headers.first(name: "X-Plexauthz-Rule"), answer.headers.first(name: "X-Plex-Token"))
+            }
+            let query = try await traefik("GET", "/livetv/dvrs?X-Plex-Token=\(userToken)")
+            #expect(query.rule == "query-token-kept" && query.token == userToken)
+            let header = try await traefik("GET", "/livetv/dvrs", [("X-Plex-Token", userToken)])
+            #expect(header.rule == "livetv" && header.token == ownerToken)
+            let both = try await traefik("GET", "/livetv/dvrs?X-Plex-Token=", [("X-Plex-Token", userToken)])
+            #expect(both.rule == "query-token-kept" && both.token == userToken)
+            let tune = "/livetv/dvrs/135/channels/c7pt/tune"
+            // Without forwardBody Traefik says nothing about a body: a stream start is never elevated.
+            let unmarked = try await traefik("POST", tune, [("X-Plex-Token", userToken)])
+            #expect(unmarked.rule == "body-unseen" && unmarked.token == userToken)
+            // The marker comes from the frontend's own configuration (Traefik's headers middleware on the
+            // writes router overwrites a client's copy), and only with forwardBody is the subrequest's body
+            // the original's.
+            let marked = [("X-Plex-Token", userToken), ("X-Plexauthz-Body", "forwarded")]
+            let empty = try await traefik("POST", tune, marked)
+            #expect(empty.rule == "livetv-tune" && empty.token == ownerToken)
+            let live = "uri=%2Flivetv%2Fsessions%2Fabc"
+            let queue = try await traefik(
+                "POST", "/playQueues?type=video", marked + [("Content-Type", "application/x-www-form-urlencoded")],
+                body: Array(live.utf8))
+            #expect(queue.rule == "play-queue" && queue.token == ownerToken)
+            let library = try await traefik(
+                "POST", "/playQueues?type=video&\(live)",
+                marked + [("Content-Type", "application/x-www-form-urlencoded")],
+                body: Array("uri=%2Flibrary%2Fmetadata%2F1".utf8))
+            #expect(library.rule == "none" && library.token == userToken)
+            let ordinary = try await traefik("GET", "/library/sections?X-Plex-Token=\(userToken)")
+            #expect(ordinary.rule == "none" && ordinary.token == userToken)
+        }
+    }
+
     @Test func hopByHopTokenFromNginxIsIgnored() async throws {
         try await InProcessService.with { s in
             let hop = try await s.nginx(
@@ -165,6 +211,25 @@ struct ServerTests {
             #expect(
                 blocked.headers.first(name: "X-Plexauthz-Token") == nil
                     && blocked.headers.first(name: "X-Plex-Token") == nil)
+        }
+    }
+
+    /// Traefik hands a non-2xx answer to the client unchanged and cannot map a status, so its endpoint says
+    /// 429 itself; nginx's stays 403 (its config maps it).
+    @Test func traefikBlockedSourceGets429DirectlyWithoutTokenHeaders() async throws {
+        try await InProcessService.with(policy: AbusePolicy(threshold: 2)) { s in
+            let headers = [
+                ("X-Plexauthz-Key", frontendKey), ("X-Forwarded-Method", "GET"), ("X-Forwarded-Uri", "/livetv/dvrs"),
+                ("X-Forwarded-For", "203.0.113.41"),
+            ]
+            for _ in 1...2 { #expect(try await s.send("/v1/traefik", headers: headers).status == 200) }
+            let blocked = try await s.send("/v1/traefik", headers: headers)
+            #expect(blocked.status == 429)
+            #expect(blocked.headers.first(name: "X-Plexauthz-Decision") == "blocked")
+            #expect(blocked.headers.first(name: "X-Plex-Token") == nil)
+            let other = try await s.send(
+                "/v1/traefik", headers: Array(headers.dropLast()) + [("X-Forwarded-For", "203.0.113.42")])
+            #expect(other.status == 200)
         }
     }
 
