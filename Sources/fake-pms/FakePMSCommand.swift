@@ -13,7 +13,9 @@ struct FakePMSCommand: AsyncParsableCommand {
             Tokens (defaults): owner ownr0000000000000000, shared user user0000000000000000, shared user with \
             tuner utnr0000000000000000, plex.tv user without access othr0000000000000000 (401).
             Control API (control port only): GET /__fake/requests[?path=/livetv/dvrs], DELETE /__fake/requests,
-            GET /__fake/config, PUT /__fake/config with a JSON object, e.g. {"livetvDvrsForUser":"403"}.
+            GET /__fake/config, PUT /__fake/config with a JSON object, e.g. {"livetvDvrsForUser":"403"} or
+            {"prefsWritesIgnored":true}; POST /__fake/upgrade resets Relay and port mapping in /:/prefs, as a PMS
+            upgrade does.
             On start it prints one JSON line with the bound ports, then serves until SIGINT/SIGTERM.
             """)
 

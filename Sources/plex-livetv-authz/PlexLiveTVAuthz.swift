@@ -11,6 +11,9 @@ struct PlexLiveTVAuthz: AsyncParsableCommand {
             (nginx auth_request, Envoy ext_authz, Traefik/Caddy forward auth) asks this service and \
             forwards what it answers.
             """,
-        subcommands: [ServeCommand.self, ExplainCommand.self, SettingsCommand.self]
+        subcommands: [
+            ServeCommand.self, ExplainCommand.self, EnforcePrefsCommand.self, ValidateCommand.self,
+            SettingsCommand.self,
+        ]
     )
 }

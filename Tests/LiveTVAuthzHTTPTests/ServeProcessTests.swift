@@ -103,4 +103,53 @@ struct ServeProcessTests {
             #expect(!service.log.contains(rotated) && !service.log.contains(ownerToken))
         }
     }
+
+    /// `Type=notify`: READY=1 only once the listener is bound, STOPPING=1 on the way out.
+    @Test func tellsSystemdWhenReadyAndWhenStopping() async throws {
+        let path = NSTemporaryDirectory() + "plexauthz-notify-\(UUID().uuidString.prefix(8))"
+        let receiver = try DatagramReceiver(path: path)
+        defer { receiver.close() }
+        try await withServe([], environment: ["PLEX_TOKEN": ownerToken, "NOTIFY_SOCKET": path]) { service, socket, _ in
+            let ready = try #require(receiver.receive(timeout: .seconds(10)))
+            #expect(ready.hasPrefix("READY=1"), "\(ready)")
+            // Ready means the socket answers.
+            #expect(try await decide(socket, "/livetv/dvrs").contains("X-Plexauthz-Rule: no-token"))
+            await service.stop()
+            #expect(receiver.receive(timeout: .seconds(5)) == "STOPPING=1")
+        }
+    }
+}
+
+/// A Unix datagram socket standing in for systemd's notify socket.
+final class DatagramReceiver: @unchecked Sendable {
+    let descriptor: Int32
+    let path: String
+
+    init(path: String) throws {
+        self.path = path
+        descriptor = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8) + [0]) }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        guard descriptor >= 0, bound == 0 else { throw HarnessError("cannot bind \(path)") }
+    }
+
+    /// The next datagram, or nil after `timeout`.
+    func receive(timeout: Duration) -> String? {
+        var limit = timeval(tv_sec: Int(timeout.components.seconds), tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let count = recv(descriptor, &buffer, buffer.count, 0)
+        return count > 0 ? String(decoding: buffer[..<count], as: UTF8.self) : nil
+    }
+
+    func close() {
+        Glibc.close(descriptor)
+        unlink(path)
+    }
 }

@@ -225,6 +225,47 @@ public enum Settings {
         expectation: "must be trace, debug, info, notice, warning, error or critical"
     ) { Logger.Level(rawValue: $0.lowercased()) }
 
+    // MARK: Tools (enforce-prefs, validate)
+
+    public static let publicURL = Setting<PMSURL?>.value(
+        "public-url", env: ["PLEX_LIVETV_AUTHZ_PUBLIC_URL"], default: nil, defaultText: "required",
+        metavar: "URL", group: .tools,
+        help:
+            "enforce-prefs: the URL clients use to reach your frontend, e.g. https://media.example.com:443. Plex advertises it (customConnections) and maps its port manually (ManualPortMappingMode=1, ManualPortMappingPort), with Relay off.",
+        expectation: "is not an http(s)://host[:port] URL"
+    ) { PMSURL($0).map { Optional($0) } }
+
+    public static let dryRun = Setting<Bool>.toggle(
+        "dry-run", env: [], group: .tools, help: "enforce-prefs: report the drift, change nothing.")
+
+    public static let frontendURL = Setting<PMSURL?>.value(
+        "frontend-url", env: ["PLEX_LIVETV_AUTHZ_FRONTEND_URL"], default: nil, defaultText: "required",
+        metavar: "URL", group: .tools,
+        help: "validate: the frontend as clients reach it, e.g. https://media.example.com.",
+        expectation: "is not an http(s)://host[:port] URL"
+    ) { PMSURL($0).map { Optional($0) } }
+
+    public static let userTokenFile = Setting<PlexToken?>(
+        "user-token-file", env: ["PLEX_LIVETV_AUTHZ_USER_TOKEN_FILE"], default: nil, defaultText: "none",
+        arity: .value(metavar: "FILE"), group: .tools,
+        help:
+            "validate: file (mode 0600) with the token of a shared user who is not in Plex Home, to check that Live TV works for them and their libraries stay their own."
+    ) { texts in
+        do {
+            return .success(try SecretFile.token(at: texts.last ?? ""))
+        } catch {
+            return .failure(SettingProblem("\(error)"))
+        }
+    }
+
+    public static let directPMSURL = Setting<PMSURL?>.value(
+        "direct-pms-url", env: ["PLEX_LIVETV_AUTHZ_DIRECT_PMS_URL"], default: nil, defaultText: "none",
+        metavar: "URL", group: .tools,
+        help:
+            "validate: PMS as the outside would reach it directly (e.g. http://203.0.113.7:32400); it must not answer.",
+        expectation: "is not an http(s)://host[:port] URL"
+    ) { PMSURL($0).map { Optional($0) } }
+
     // MARK: Commands
 
     /// `serve`: everything.
@@ -239,6 +280,14 @@ public enum Settings {
 
     /// Commands that talk to PMS as the owner take PMS and the owner token exactly as `serve` does.
     public static let plexAccess: [any AnySetting] = [pmsURL, ownerTokenFile, ownerToken, validationTimeout, logLevel]
+
+    /// `enforce-prefs`.
+    public static let enforcePrefs: [any AnySetting] = plexAccess + [publicURL, dryRun]
+
+    /// `validate`: no owner token; PMS only to read the user's own view.
+    public static let validate: [any AnySetting] = [
+        frontendURL, userTokenFile, pmsURL, directPMSURL, validationTimeout,
+    ]
 }
 
 /// The owner token read from a file (the path is kept for SIGHUP reloads).

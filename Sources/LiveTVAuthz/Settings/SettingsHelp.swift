@@ -33,7 +33,8 @@ public enum SettingsHelp {
     /// first command that takes it).
     public static let documentedCommands: [(name: String, settings: [any AnySetting])] = [
         ("serve", Settings.serve),
-        ("commands that talk to Plex as the owner (enforce-prefs, validate, …)", Settings.plexAccess),
+        ("enforce-prefs", Settings.enforcePrefs),
+        ("validate", Settings.validate),
     ]
 
     /// `docs/configuration.md`: every setting of every command, with flag, variables and default.
@@ -55,9 +56,14 @@ public enum SettingsHelp {
             """
         var seen = Set<String>()
         for (command, settings) in commands {
+            let shared = settings.filter { seen.contains($0.name) }
             let fresh = settings.filter { seen.insert($0.name).inserted }
             guard !fresh.isEmpty else { continue }
             text += "\n## `\(command)`\n"
+            if !shared.isEmpty {
+                let names = shared.map { $0.hasFlag ? "`--\($0.name)`" : "`\($0.variables.first ?? $0.name)`" }
+                text += "\nAlso takes, as above: \(names.joined(separator: ", ")).\n"
+            }
             for group in SettingGroup.allCases {
                 let members = fresh.filter { $0.group == group }
                 guard !members.isEmpty else { continue }
