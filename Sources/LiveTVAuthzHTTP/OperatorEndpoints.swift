@@ -6,10 +6,18 @@ import Prometheus
 public struct OperatorEndpoints: Sendable {
     let readiness: Readiness
     let registry: PrometheusCollectorRegistry?
+    let status: (@Sendable () -> String)?
+    let beforeScrape: @Sendable () -> Void
 
-    public init(readiness: Readiness, registry: PrometheusCollectorRegistry?) {
+    /// `status` renders `/status`; `beforeScrape` brings the gauges up to date before `/metrics` answers.
+    public init(
+        readiness: Readiness, registry: PrometheusCollectorRegistry?, status: (@Sendable () -> String)? = nil,
+        beforeScrape: @escaping @Sendable () -> Void = {}
+    ) {
         self.readiness = readiness
         self.registry = registry
+        self.status = status
+        self.beforeScrape = beforeScrape
     }
 
     /// The answer for an operator path, or `nil` for a path that is not one.
@@ -23,7 +31,19 @@ public struct OperatorEndpoints: Sendable {
                 readiness.isReady
                     ? .text(200, "ready") : .text(503, "not ready: PMS has not answered /identity recently")
             )
+        case "/status":
+            guard let status else { return nil }
+            return (
+                "status",
+                ServerResponse(
+                    status: 200,
+                    headers: [
+                        ("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store"),
+                        ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:"),
+                    ], body: Array(status().utf8))
+            )
         case "/metrics":
+            beforeScrape()
             return (
                 "metrics",
                 ServerResponse(

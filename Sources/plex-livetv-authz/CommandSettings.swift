@@ -38,7 +38,8 @@ enum CommandSettings {
     /// The operational logger: plain lines on standard error at the configured level.
     static func bootstrapLogging(_ configuration: Configuration) -> Logger {
         let level = configuration[Settings.logLevel]
-        LoggingSystem.bootstrap { _ in PlainLogHandler(level: level) }
+        let format = configuration[Settings.logFormat]
+        LoggingSystem.bootstrap { _ in PlainLogHandler(level: level, format: format) }
         return Logger(label: "plex-livetv-authz")
     }
 }

@@ -42,9 +42,10 @@ struct EnforcePrefsCommand: AsyncParsableCommand {
             return problems
         }.configuration
         let client = PMSHTTPClient.make(eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
-        let enforcer = PreferenceEnforcer(
+        var enforcer = PreferenceEnforcer(
             pms: configuration[Settings.pmsURL], ownerToken: configuration.ownerToken!,
             timeout: configuration[Settings.validationTimeout], client: client)
+        enforcer.progress = { step in FileHandle.standardError.write(Data("enforce-prefs: \(step)\n".utf8)) }
         let dryRun = configuration[Settings.dryRun]
         let result: Result<PreferenceReport, PreferenceError>
         do {

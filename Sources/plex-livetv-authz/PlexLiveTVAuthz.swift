@@ -13,7 +13,7 @@ struct PlexLiveTVAuthz: AsyncParsableCommand {
             """,
         subcommands: [
             ServeCommand.self, ExplainCommand.self, EnforcePrefsCommand.self, ValidateCommand.self,
-            SettingsCommand.self,
+            BlocksCommand.self, FingerprintCommand.self, SettingsCommand.self,
         ]
     )
 }

@@ -28,8 +28,12 @@ struct ServeCommand: AsyncParsableCommand {
             the owner token file (and flushes the validation cache when the token changed); it never stops \
             the service.
 
-            Endpoints: /v1/nginx, /v1/forward, /v1/envoy/..., /healthz, /readyz, /metrics; with --grpc-listen \
-            also envoy.service.auth.v3.Authorization/Check.
+            Decision endpoints (frontend key or socket): /v1/nginx, /v1/forward, /v1/traefik, /v1/envoy/...; \
+            with --grpc-listen also envoy.service.auth.v3.Authorization/Check. Block management (same \
+            trust): /v1/blocks, /v1/blocks/unblock (see `plex-livetv-authz blocks`). Operator pages (no key, \
+            no secrets): /healthz, /readyz, /metrics, /status.
+
+            A first rollout: --shadow decides and audits everything but lends nothing and blocks nobody.
 
             \(SettingsHelp.options(Settings.serve))
             """)

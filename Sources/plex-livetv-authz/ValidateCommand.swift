@@ -41,10 +41,17 @@ struct ValidateCommand: AsyncParsableCommand {
                 ] : []
         }.configuration
         let client = PMSHTTPClient.make(eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
-        let validator = DeploymentValidator(
+        FileHandle.standardError.write(
+            Data(
+                "validating \(configuration[Settings.frontendURL]!) (each check as it finishes; the table follows)\n"
+                    .utf8))
+        var validator = DeploymentValidator(
             frontend: configuration[Settings.frontendURL]!, userToken: configuration[Settings.userTokenFile],
             pms: configuration[Settings.pmsURL], directPMS: configuration[Settings.directPMSURL],
             timeout: configuration[Settings.validationTimeout], client: client)
+        validator.progress = { check in
+            FileHandle.standardError.write(Data("  \(check.result.rawValue)  \(check.name)\n".utf8))
+        }
         let checks = await validator.run()
         try? await client.shutdown()
         print(checks.table)

@@ -20,6 +20,28 @@ struct AbuseBlockerTests {
         #expect(blocker.activeBlocks(at: fifth) == 1)
     }
 
+    /// An operator's unblock forgets the block, the window and the denied tokens' cooldowns of that source
+    /// only; forgetting everyone empties the blocker.
+    @Test func forgettingASourceLiftsItsBlockAndCooldownsOnly() {
+        var blocker = AbuseBlocker(policy: policy)
+        for source in ["s", "t"] {
+            blocker.recordDenial(source: source, token: "bad", at: start)
+            for i in 1...5 { _ = blocker.recordFailure(source: source, at: start + .seconds(i)) }
+        }
+        let now = start + .seconds(10)
+        let forgot = blocker.forget("s")
+        #expect(forgot)
+        #expect(!blocker.isBlocked("s", at: now) && !blocker.isCoolingDown(source: "s", token: "bad", at: now))
+        let again = blocker.recordFailure(source: "s", at: now)
+        #expect(again == .counted(failures: 1))
+        #expect(blocker.isBlocked("t", at: now) && blocker.isCoolingDown(source: "t", token: "bad", at: now))
+        let unknown = blocker.forget("unknown")
+        #expect(!unknown)
+        let all = blocker.forgetAll()
+        #expect(all == 2)
+        #expect(blocker.sources.isEmpty && !blocker.isBlocked("t", at: now))
+    }
+
     @Test func theWindowIsFixedFromTheFirstFailure() {
         var blocker = AbuseBlocker(policy: policy)
         for i in 0..<4 { _ = blocker.recordFailure(source: "s", at: start + .seconds(i)) }

@@ -1,3 +1,4 @@
+import Foundation
 import LiveTVAuthzCore
 import Testing
 
@@ -44,6 +45,35 @@ struct AuditEventTests {
         #expect(line.components(separatedBy: "plexlabelproxy_audit: ").count == 2)
         #expect(line.components(separatedBy: " ").count == 14, "\(line)")
         #expect(line.hasSuffix("reason=\"a \\\"quoted\\\"\\x0areason\""))
+    }
+
+    /// `--log-format json`: the same fields and values, one object, nothing that can split it; shadow mode
+    /// adds `shadow=true` before the reason and nothing otherwise.
+    @Test(arguments: [false, true])
+    func jsonCarriesTheLinesFieldsAndShadowIsMarked(_ shadow: Bool) throws {
+        var event = AuditEvent(
+            outcome: .denyMissingToken, method: "GET", target: RequestTarget("/livetv/a\nb?X-Plex-Token=t"),
+            surface: .livetv, rule: .noToken, source: source, tokenFingerprint: Fingerprint.missing,
+            reason: "a \"quoted\"\nreason\u{1}")
+        event.shadow = shadow
+        #expect(event.line.contains(" shadow=true reason=") == shadow)
+        let json = event.json
+        #expect(!json.contains("\n"))
+        let object = try #require(
+            try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any], "\(json)")
+        #expect(object["log"] as? String == "plexlabelproxy_audit")
+        #expect(object["outcome"] as? String == "deny_missing_token")
+        #expect(object["path"] as? String == "/livetv/a%0Ab")
+        #expect(object["reason"] as? String == "a \"quoted\"\nreason\u{1}")
+        #expect(object["live_tv"] as? Bool == true && object["forwarded_for_count"] as? Int == 2)
+        #expect((object["shadow"] as? Bool) == (shadow ? true : nil))
+        #expect(Set(object.keys) == Set(["log"] + event.fields.map(\.0)))
+        var counters = AuditCounters(since: Timestamp(unixSeconds: 1_800_000_000))
+        counters.record(.denyMissingToken, source: "sha256:a")
+        let summary = try #require(
+            try JSONSerialization.jsonObject(with: Data(counters.summaryJSON.utf8)) as? [String: Any])
+        #expect(summary["log"] as? String == "plexlabelproxy_audit_summary" && summary["deny_missing"] as? Int == 1)
+        #expect(summary["top_sources"] as? String == "sha256:a:1")
     }
 
     @Test func summaryLineCountsAndRanksSources() {

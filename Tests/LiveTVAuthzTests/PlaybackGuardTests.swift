@@ -146,15 +146,42 @@ struct PlaybackGuardTests {
         func harness() -> Harness {
             Harness(clock: clock, configure: { $0.set(Settings.abuseStateFile, path) })
         }
-        let first = harness()
-        await startWatching(first)
-        for service in first.application.services {
-            if let writer = service as? AbuseStateService { await writer.writer.writeNow() }
+        // The first service ends (and lets go of the state file's lock) before the second starts.
+        do {
+            let first = harness()
+            await startWatching(first)
+            for service in first.application.services {
+                if let writer = service as? AbuseStateService { await writer.writer.writeNow() }
+            }
         }
         let text = try String(contentsOfFile: path, encoding: .utf8)
         #expect(text.contains(#""sessions":[{"#) && !text.contains("s1") && !text.contains(viewer))
         let second = harness()
         #expect(await segment(second, 1).elevate)
+    }
+
+    /// Two services on one state file would overwrite each other's blocks: the second refuses to start, and
+    /// starts once the first is gone.
+    @Test func aSecondServiceOnTheSameStateFileRefusesToStart() throws {
+        let path = temporaryDirectory() + "/state.json"
+        let clock = ManualClock()
+        var configuration = Configuration.testing()
+        configuration.set(Settings.abuseStateFile, path)
+        func start() throws -> AuthzApplication {
+            try AuthzApplication(
+                configuration: configuration,
+                dependencies: .testing(clock: clock, pms: ScriptedPMS([:]), log: CapturedLog()))
+        }
+        do {
+            let first = try start()
+            #expect {
+                _ = try start()
+            } throws: { error in
+                "\(error)".contains("state.json.lock: the service is running")
+            }
+            withExtendedLifetime(first) {}
+        }
+        _ = try start()
     }
 
     @Test func neutralizationReplaysForTheUserAndUnscrobblesForTheOwner() async throws {

@@ -5,16 +5,24 @@ import Synchronization
 public final class AuditLog: Sendable {
     private let sink: any AuditSink
     private let counters: Mutex<AuditCounters>
+    public let format: LogFormat
 
-    public init(sink: any AuditSink, since: Timestamp) {
+    public init(sink: any AuditSink, since: Timestamp, format: LogFormat = .logfmt) {
         self.sink = sink
         self.counters = Mutex(AuditCounters(since: since))
+        self.format = format
     }
 
     /// Writes one audit line and counts it.
     public func record(_ event: AuditEvent) {
         counters.withLock { $0.record(event.outcome, source: event.source.fingerprint) }
-        sink.write(event.line)
+        sink.write(format == .json ? event.json : event.line)
+    }
+
+    /// An operator's action (e.g. `operator_unblock`), written whatever the log level.
+    public func recordOperator(action: String, source: String, count: Int) {
+        let event = OperatorAuditEvent(action: action, source: source, count: count)
+        sink.write(format == .json ? event.json : event.line)
     }
 
     /// Counts a player's tokenless media request (§12.3): the summary's `deny_missing_media`, no line.
@@ -33,7 +41,7 @@ public final class AuditLog: Sendable {
     @discardableResult
     public func emitSummary(now: Timestamp) -> String {
         let line = counters.withLock { counters in
-            let line = counters.summaryLine
+            let line = format == .json ? counters.summaryJSON : counters.summaryLine
             counters = AuditCounters(since: now)
             return line
         }

@@ -1,3 +1,5 @@
+import LiveTVAuthzCore
+
 /// A tiny JSON writer for one-line answers. Written by hand so the bytes are exactly what the contract
 /// says: no spaces, keys in contract order, `/` never escaped.
 public struct JSONLine: Sendable {
@@ -30,23 +32,9 @@ public struct JSONLine: Sendable {
         output += ":"
     }
 
+    /// The one JSON string escaper (the audit's), so `explain` and `--log-format json` agree byte for byte.
     static func appendString(_ value: String, to output: inout String) {
-        output += "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": output += "\\\""
-            case "\\": output += "\\\\"
-            case "\n": output += "\\n"
-            case "\r": output += "\\r"
-            case "\t": output += "\\t"
-            case _ where scalar.value < 0x20 || scalar.value == 0x7F:
-                let hex = String(scalar.value, radix: 16)
-                output += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default:
-                output.unicodeScalars.append(scalar)
-            }
-        }
-        output += "\""
+        output += AuditField.jsonString(value)
     }
 
     public static func error(_ message: String) -> String {

@@ -44,12 +44,15 @@ public final class Guard: Sendable {
     private let clock: any WallClock
     private let metrics: ServiceMetrics
     private let history: (any PlaybackHistoryObserver)?
+    /// Shadow mode: decide, count and audit as usual, answer with the user's own token, never block.
+    public let shadow: Bool
 
     public init(
         classifier: LiveTVClassifier, owner: OwnerTokenHolder, policy: AbusePolicy, validator: any TokenValidating,
         state: any GuardStateStore, audit: AuditLog, clock: any WallClock, metrics: ServiceMetrics = .none,
-        history: (any PlaybackHistoryObserver)? = nil
+        history: (any PlaybackHistoryObserver)? = nil, shadow: Bool = false
     ) {
+        self.shadow = shadow
         self.metrics = metrics
         self.history = history
         self.classifierBox = Mutex(classifier)
@@ -162,15 +165,13 @@ public final class Guard: Sendable {
     public func complete(_ pending: Pending) async -> AuthzDecision {
         let started = ContinuousClock.now
         let validation = await validator.validate(pending.token)
-        if !validation.cacheHit {
-            metrics.validationDuration.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
-        }
+        if !validation.cacheHit { metrics.recordValidation(ContinuousClock.now - started) }
         return conclude(pending, validation)
     }
 
     private func conclude(_ pending: Pending, _ validation: TokenValidation) -> AuthzDecision {
         audit.recordCache(hit: validation.cacheHit)
-        if validation.cacheHit { metrics.cacheHits.increment() } else { metrics.cacheMisses.increment() }
+        metrics.recordCache(hit: validation.cacheHit)
         if case .unavailable(let why) = validation.check { metrics.recordPMSError(why.kind) }
         let facts = pending.facts
         let judgement = GuardPolicy.conclude(
@@ -192,7 +193,8 @@ public final class Guard: Sendable {
         }
         let decision = AuthzDecision(classification, judgement: judgement, ownerToken: facts.owner)
         track(judgement.tracking, facts, tokenFingerprint: tokenFingerprint, validation: validation)
-        if decision.elevate, decision.rule == .trackedTimeline, let playback = facts.playback,
+        // In shadow mode the owner token never went upstream: nothing to neutralise.
+        if decision.elevate, !shadow, decision.rule == .trackedTimeline, let playback = facts.playback,
             let token = classification.token.token, let history
         {
             history.trackedKeepAlive(target: classification.target, userToken: token, isScrobble: playback.isScrobble)
@@ -204,22 +206,25 @@ public final class Guard: Sendable {
         guard let outcome = judgement.outcome else { return record(decision) }
         // A tracked rule is the request's surface for the audit fields (live_tv, stream).
         let surface = ElevationRule.guardOnly.contains(decision.rule) ? decision.rule : classification.surface
-        audit.record(
-            AuditEvent(
-                outcome: outcome, method: request.method, target: classification.target,
-                surface: surface, rule: decision.rule, source: source,
-                tokenFingerprint: tokenFingerprint, reason: decision.reason))
+        var event = AuditEvent(
+            outcome: outcome, method: request.method, target: classification.target,
+            surface: surface, rule: decision.rule, source: source,
+            tokenFingerprint: tokenFingerprint, reason: decision.reason)
+        event.shadow = shadow
+        audit.record(event)
         if judgement.countsAsFailure {
             let audit = self.audit
             let window = policy.window
+            let shadow = self.shadow
             state.recordFailure(source: source.fingerprint, at: now) { failures, until in
-                audit.record(
-                    AuditEvent(
-                        outcome: .badActorBlocked, method: request.method, target: classification.target,
-                        surface: surface, rule: decision.rule, source: source,
-                        tokenFingerprint: tokenFingerprint,
-                        reason: "\(failures) failed Live TV elevation attempts within \(GoDuration.format(window))",
-                        block: (failures, window, until - now)))
+                var blocked = AuditEvent(
+                    outcome: .badActorBlocked, method: request.method, target: classification.target,
+                    surface: surface, rule: decision.rule, source: source,
+                    tokenFingerprint: tokenFingerprint,
+                    reason: "\(failures) failed Live TV elevation attempts within \(GoDuration.format(window))",
+                    block: (failures, window, until - now))
+                blocked.shadow = shadow
+                audit.record(blocked)
             }
         }
         return record(decision)
@@ -246,9 +251,10 @@ public final class Guard: Sendable {
         }
     }
 
+    /// Counts the decision as made; in shadow mode answers with the user's own token instead.
     private func record(_ decision: AuthzDecision) -> AuthzDecision {
         metrics.recordDecision(decision)
-        return decision
+        return shadow && (decision.elevate || decision.rejected) ? .shadowing(decision) : decision
     }
 }
 

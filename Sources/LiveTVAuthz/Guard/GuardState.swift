@@ -28,6 +28,10 @@ public protocol GuardStateStore: Sendable {
 
     /// What to persist (expired records and sessions dropped).
     func snapshot(at now: Timestamp) -> GuardSnapshot
+
+    /// An operator's unblock (`blocks unblock`): the source's failures, block and cooldowns forgotten;
+    /// `nil` forgets every source. The number of sources forgotten.
+    func forget(source: String?) -> Int
 }
 
 /// The in-memory store: the pure `AbuseBlocker` and `PlaybackTracker` behind mutexes. `onChange` is
@@ -106,6 +110,15 @@ public final class InMemoryGuardState: GuardStateStore {
             tracker.prune(now: now)
             return tracker.sessions.count
         }
+    }
+
+    public func forget(source: String?) -> Int {
+        let count = blocker.withLock { blocker in
+            if let source { return blocker.forget(source) ? 1 : 0 }
+            return blocker.forgetAll()
+        }
+        if count > 0 { onChange() }
+        return count
     }
 
     public func snapshot(at now: Timestamp) -> GuardSnapshot {

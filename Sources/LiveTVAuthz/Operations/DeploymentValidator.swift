@@ -31,6 +31,8 @@ public struct DeploymentValidator: Sendable {
     public var directPMS: PMSURL?
     public var timeout: Duration
     public var client: HTTPClient
+    /// Told about each check as it finishes (`validate` prints them as it goes).
+    public var progress: @Sendable (DeploymentCheck) -> Void = { _ in }
 
     public init(
         frontend: PMSURL, userToken: PlexToken?, pms: PMSURL, directPMS: PMSURL?, timeout: Duration, client: HTTPClient
@@ -46,7 +48,7 @@ public struct DeploymentValidator: Sendable {
     /// Three Live TV attempts with bad tokens: under the abuse blocker's default threshold of five, so one run
     /// does not block the address it runs from (a second within the window does; valid tokens keep working).
     public func run() async -> [DeploymentCheck] {
-        var checks: [DeploymentCheck] = []
+        var checks = Checks(progress: progress)
         let identity = await fetch(frontend, "/identity")
         checks.append(expect("GET /identity through the frontend", identity, success: true))
 
@@ -63,7 +65,7 @@ public struct DeploymentValidator: Sendable {
         checks.append(expect("no token: /livetv/dvrs", await fetch(frontend, "/livetv/dvrs"), success: false))
 
         if let userToken {
-            checks += await userChecks(userToken)
+            for check in await userChecks(userToken) { checks.append(check) }
         } else {
             for name in [
                 "shared user: /livetv/dvrs through the frontend", "shared user: /media/providers lists Live TV",
@@ -83,7 +85,18 @@ public struct DeploymentValidator: Sendable {
                     got: direct.status.map { "HTTP \($0)" } ?? direct.error,
                     result: direct.status == nil ? .pass : .fail))
         }
-        return checks
+        return checks.all
+    }
+
+    /// The checks so far; each one is reported as it is added.
+    struct Checks {
+        let progress: @Sendable (DeploymentCheck) -> Void
+        var all: [DeploymentCheck] = []
+
+        mutating func append(_ check: DeploymentCheck) {
+            all.append(check)
+            progress(check)
+        }
     }
 
     private func userChecks(_ token: PlexToken) async -> [DeploymentCheck] {

@@ -116,6 +116,8 @@ public struct PreferenceEnforcer: Sendable {
     public let ownerToken: PlexToken
     public let timeout: Duration
     public let client: HTTPClient
+    /// Told what is being done, as it starts (`enforce-prefs` prints it on standard error).
+    public var progress: @Sendable (String) -> Void = { _ in }
 
     public init(pms: PMSURL, ownerToken: PlexToken, timeout: Duration, client: HTTPClient) {
         self.pms = pms
@@ -125,12 +127,15 @@ public struct PreferenceEnforcer: Sendable {
     }
 
     public func enforce(_ policy: PreferencePolicy, dryRun: Bool) async throws(PreferenceError) -> PreferenceReport {
+        progress("reading /:/prefs from \(pms)")
         let drift = policy.drift(from: try await read())
         guard !drift.isEmpty, !dryRun else { return PreferenceReport(drift: drift, applied: false, remaining: []) }
+        progress("sending one PUT /:/prefs with \(drift.count) change(s)")
         let status = try await send(.PUT, "/:/prefs?" + PreferencePolicy.query(fixing: drift)).status
         guard (200..<300).contains(status) else {
             throw PreferenceError("PMS refused PUT /:/prefs with HTTP \(status)")
         }
+        progress("reading /:/prefs back")
         return PreferenceReport(drift: drift, applied: true, remaining: policy.drift(from: try await read()))
     }
 

@@ -225,6 +225,20 @@ public enum Settings {
         expectation: "must be trace, debug, info, notice, warning, error or critical"
     ) { Logger.Level(rawValue: $0.lowercased()) }
 
+    public static let logFormat = Setting<LogFormat>.value(
+        "log-format", env: ["PLEX_LIVETV_AUTHZ_LOG_FORMAT"], default: .logfmt, defaultText: "logfmt", metavar: "FORMAT",
+        group: .operations,
+        help:
+            "logfmt: one text line per message, audit lines exactly as the original proxy wrote them (plexlabelproxy_audit: outcome=…). json: one JSON object per line, audit and summary lines with the same fields (\"log\":\"plexlabelproxy_audit\", \"outcome\":…), operational messages as {\"level\":…,\"message\":…}.",
+        expectation: "must be logfmt or json"
+    ) { LogFormat(rawValue: $0.lowercased()) }
+
+    public static let shadow = Setting<Bool>.toggle(
+        "shadow", env: ["PLEX_LIVETV_AUTHZ_SHADOW"], group: .decisions,
+        help:
+            "Shadow mode, for a first rollout: every decision is made, validated, counted and audited as usual (audit lines gain shadow=true), but the answer always keeps the user's own token and never blocks. Turn it off once the audit shows what you expect."
+    )
+
     // MARK: Tools (enforce-prefs, validate)
 
     public static let publicURL = Setting<PMSURL?>.value(
@@ -266,6 +280,19 @@ public enum Settings {
         expectation: "is not an http(s)://host[:port] URL"
     ) { PMSURL($0).map { Optional($0) } }
 
+    public static let service = Setting<ListenAddress>.value(
+        "service", env: ["PLEX_LIVETV_AUTHZ_SERVICE"], default: .unix(path: "/run/plex-livetv-authz/authz.sock"),
+        defaultText: "unix:/run/plex-livetv-authz/authz.sock", metavar: "ADDRESS", group: .tools,
+        help:
+            "blocks: the running service, as unix:/path or host:port (one of its --listen addresses; over TCP it needs the frontend key, from --frontend-key-file or PLEX_LIVETV_AUTHZ_FRONTEND_KEY).",
+        expectation: "is neither unix:/absolute/path nor host:port", convert: ListenAddress.init)
+
+    public static let json = Setting<Bool>.toggle(
+        "json", env: [], group: .tools, help: "blocks list: one JSON array instead of the table.")
+
+    public static let all = Setting<Bool>.toggle(
+        "all", env: [], group: .tools, help: "blocks unblock: every source instead of one fingerprint.")
+
     // MARK: Commands
 
     /// `serve`: everything.
@@ -275,7 +302,7 @@ public enum Settings {
         mode, cacheTTL, cacheSize,
         abuseThreshold, abuseWindow, abuseBlockDuration, badAuthCooldown, abuseStateFile, auditSummaryInterval,
         playbackSessions, playbackIdleTimeout, neutralizeOwnerHistory, idleTimeout, maxConnections,
-        maxConnectionsPerPeer, requestTimeout, logLevel,
+        maxConnectionsPerPeer, requestTimeout, logLevel, logFormat, shadow,
     ]
 
     /// Commands that talk to PMS as the owner take PMS and the owner token exactly as `serve` does.
@@ -283,6 +310,12 @@ public enum Settings {
 
     /// `enforce-prefs`.
     public static let enforcePrefs: [any AnySetting] = plexAccess + [publicURL, dryRun]
+
+    /// `blocks list` / `blocks unblock`: the running service, or its state file when it is stopped.
+    public static let blocks: [any AnySetting] = [
+        service, frontendKeyFile, frontendKey, abuseStateFile, abuseThreshold, abuseWindow, abuseBlockDuration,
+        badAuthCooldown, json, all,
+    ]
 
     /// `validate`: no owner token; PMS only to read the user's own view.
     public static let validate: [any AnySetting] = [

@@ -35,6 +35,7 @@ public enum SettingsHelp {
         ("serve", Settings.serve),
         ("enforce-prefs", Settings.enforcePrefs),
         ("validate", Settings.validate),
+        ("blocks", Settings.blocks),
     ]
 
     /// `docs/configuration.md`: every setting of every command, with flag, variables and default.

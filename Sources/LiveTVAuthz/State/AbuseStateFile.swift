@@ -25,10 +25,13 @@ public struct AbuseStateFile: Sendable {
     public enum StateFileError: Error, CustomStringConvertible {
         case symlink(String)
         case system(String, Int32)
+        /// Another process (a running service) holds the state file's lock.
+        case locked(String)
 
         public var description: String {
             switch self {
             case .symlink(let path): return "refusing to write through a symlink at \(path)"
+            case .locked(let path): return "another plex-livetv-authz holds \(path): the service is running"
             case .system(let what, let code): return "\(what): \(String(cString: strerror(code)))"
             }
         }

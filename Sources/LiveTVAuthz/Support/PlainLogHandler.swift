@@ -1,4 +1,5 @@
 import Foundation
+import LiveTVAuthzCore
 import Logging
 import Synchronization
 
@@ -7,10 +8,12 @@ import Synchronization
 public struct PlainLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level
+    public let format: LogFormat
     private static let lock = Mutex(())
 
-    public init(level: Logger.Level) {
+    public init(level: Logger.Level, format: LogFormat = .logfmt) {
         self.logLevel = level
+        self.format = format
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -19,8 +22,24 @@ public struct PlainLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        let text =
-            event.level == .notice || event.level == .info ? "\(event.message)\n" : "\(event.level): \(event.message)\n"
+        let text: String
+        switch format {
+        case .logfmt:
+            text =
+                event.level == .notice || event.level == .info
+                ? "\(event.message)\n" : "\(event.level): \(event.message)\n"
+        case .json:
+            text =
+                "{\"level\":\(AuditField.jsonString(event.level.rawValue)),\"message\":\(AuditField.jsonString("\(event.message)"))}\n"
+        }
         Self.lock.withLock { _ in FileHandle.standardError.write(Data(text.utf8)) }
     }
+}
+
+/// How log and audit lines are written (`--log-format`).
+public enum LogFormat: String, Sendable, CaseIterable {
+    /// Text lines; audit lines exactly as the original proxy's.
+    case logfmt
+    /// One JSON object per line.
+    case json
 }

@@ -19,9 +19,14 @@ public final class ServiceMetrics: Sendable {
     private let refusedConnections = Mutex<[String: Counter]>([:])
     private let backgroundJobs = Mutex<[String: Counter]>([:])
     public let trackedSessions: Gauge
+    /// 1 while PMS answers `/identity` (the readiness rule), else 0.
+    public let pmsReady: Gauge
+    /// The status page's memory (`/status`), fed by the same calls as the counters.
+    public let board: StatusBoard?
 
-    public init(factory: any MetricsFactory) {
+    public init(factory: any MetricsFactory, board: StatusBoard? = nil) {
         self.factory = factory
+        self.board = board
         validationDuration = Timer(label: "plexauthz_validation_duration_seconds", dimensions: [], factory: factory)
         cacheHits = Counter(
             label: "plexauthz_validation_cache_total", dimensions: [("result", "hit")], factory: factory)
@@ -31,6 +36,19 @@ public final class ServiceMetrics: Sendable {
         activeBlocks = Gauge(label: "plexauthz_blocked_sources", dimensions: [], factory: factory)
         openConnections = Meter(label: "plexauthz_open_connections", dimensions: [], factory: factory)
         trackedSessions = Gauge(label: "plexauthz_tracked_playback_sessions", dimensions: [], factory: factory)
+        pmsReady = Gauge(label: "plexauthz_pms_ready", dimensions: [], factory: factory)
+        // Every known series from the start, at zero: alerts and dashboards see 0, not "no data".
+        for kind in ["timeout", "status", "redirect", "connection"] {
+            _ = counter(pmsErrors, "plexauthz_pms_errors_total", [("kind", kind)])
+        }
+        for reason in ["not_allowed", "listener_cap", "peer_cap"] {
+            _ = counter(refusedConnections, "plexauthz_refused_connections_total", [("reason", reason)])
+        }
+        for job in ["replay", "unscrobble"] {
+            for result in ["done", "failed", "dropped"] {
+                _ = counter(backgroundJobs, "plexauthz_background_jobs_total", [("job", job), ("result", result)])
+            }
+        }
     }
 
     /// A metrics object that records nothing (tests, `explain`).
@@ -41,6 +59,19 @@ public final class ServiceMetrics: Sendable {
         let outcome = decision.outcome?.rawValue ?? (decision.elevate ? "elevated" : "preserved")
         counter(decisions, "plexauthz_decisions_total", [("rule", decision.rule.rawValue), ("outcome", outcome)])
             .increment()
+        board?.record(decision, outcome: outcome)
+    }
+
+    /// Counts a validation cache hit or miss.
+    public func recordCache(hit: Bool) {
+        if hit { cacheHits.increment() } else { cacheMisses.increment() }
+        board?.recordCache(hit: hit)
+    }
+
+    /// Records how long PMS took to answer a validation.
+    public func recordValidation(_ duration: Duration) {
+        validationDuration.recordNanoseconds(duration.nanoseconds)
+        board?.recordValidation(duration)
     }
 
     /// Counts a PMS validation failure by kind (`timeout`, `status`, `connection`).

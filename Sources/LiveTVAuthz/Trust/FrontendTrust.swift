@@ -17,6 +17,9 @@ public struct FrontendKey: Sendable {
         bytes = Array(trimmed)
     }
 
+    /// The key as a client presents it (`blocks` talking to the service over TCP).
+    public var headerValue: String { String(decoding: bytes, as: UTF8.self) }
+
     /// Constant-time in the length of the presented value (and of the key).
     public func matches(_ presented: String?) -> Bool {
         guard let presented else { return false }

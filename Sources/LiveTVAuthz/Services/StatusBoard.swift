@@ -1,0 +1,107 @@
+import LiveTVAuthzCore
+import Synchronization
+
+/// What `/status` shows that the metrics do not keep: decisions per minute over the last hour, the last 50
+/// decisions, recent validation latencies. Fed by `ServiceMetrics` from the same calls as the counters, so
+/// the page and `/metrics` agree. Holds rule ids, outcomes, escaped paths without query and token
+/// fingerprints: never a token or an address.
+public final class StatusBoard: Sendable {
+    public struct Recent: Sendable, Equatable {
+        public var time: Timestamp
+        public var path: String
+        public var rule: String
+        public var outcome: String
+        public var token: String
+    }
+
+    struct Minute: Sendable {
+        var index: Int64
+        var counts: [String: Int]
+    }
+
+    struct State: Sendable {
+        var totals: [String: Int] = [:]
+        var minutes: [Minute] = []
+        var recent: [Recent] = []
+        var cacheHits = 0
+        var cacheMisses = 0
+        var latencies: [Duration] = []
+    }
+
+    public let startedAt: Timestamp
+    let clock: any WallClock
+    private let state = Mutex(State())
+    static let recentLimit = 50
+    static let latencyLimit = 200
+
+    public init(clock: any WallClock) {
+        self.clock = clock
+        startedAt = clock.now()
+    }
+
+    func record(_ decision: AuthzDecision, outcome: String) {
+        let now = clock.now()
+        let minute = now.unixSeconds / 60
+        let classification = decision.classification
+        let entry = Recent(
+            time: now, path: AuditEvent.escapeToken(classification.target.path), rule: decision.rule.rawValue,
+            outcome: outcome,
+            token: classification.token.token?.fingerprint ?? Fingerprint.missing)
+        state.withLock { state in
+            state.totals[outcome, default: 0] += 1
+            if state.minutes.last?.index != minute {
+                state.minutes.append(Minute(index: minute, counts: [:]))
+                state.minutes.removeAll { $0.index <= minute - 60 }
+            }
+            state.minutes[state.minutes.count - 1].counts[outcome, default: 0] += 1
+            state.recent.append(entry)
+            if state.recent.count > Self.recentLimit { state.recent.removeFirst(state.recent.count - Self.recentLimit) }
+        }
+    }
+
+    func recordCache(hit: Bool) {
+        state.withLock { if hit { $0.cacheHits += 1 } else { $0.cacheMisses += 1 } }
+    }
+
+    func recordValidation(_ duration: Duration) {
+        state.withLock { state in
+            state.latencies.append(duration)
+            if state.latencies.count > Self.latencyLimit { state.latencies.removeFirst() }
+        }
+    }
+
+    /// Everything the page shows, at `now`.
+    public struct Snapshot: Sendable {
+        public var now: Timestamp
+        public var startedAt: Timestamp
+        public var totals: [String: Int]
+        /// Oldest first, one per minute of the last hour (60 entries), counts by outcome.
+        public var perMinute: [[String: Int]]
+        /// Newest first.
+        public var recent: [Recent]
+        public var cacheHits: Int
+        public var cacheMisses: Int
+        public var validations: Int
+        public var latencyP50: Duration?
+        public var latencyP95: Duration?
+    }
+
+    public func snapshot() -> Snapshot {
+        let now = clock.now()
+        let current = now.unixSeconds / 60
+        return state.withLock { state in
+            var perMinute = [[String: Int]](repeating: [:], count: 60)
+            for minute in state.minutes where minute.index > current - 60 && minute.index <= current {
+                perMinute[Int(59 - (current - minute.index))] = minute.counts
+            }
+            let sorted = state.latencies.sorted()
+            func quantile(_ q: Double) -> Duration? {
+                sorted.isEmpty ? nil : sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * q + 0.5))]
+            }
+            return Snapshot(
+                now: now, startedAt: startedAt, totals: state.totals, perMinute: perMinute,
+                recent: state.recent.reversed(), cacheHits: state.cacheHits, cacheMisses: state.cacheMisses,
+                validations: state.latencies.count, latencyP50: quantile(0.5), latencyP95: quantile(0.95))
+        }
+    }
+}
