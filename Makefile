@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN := .build/debug/plex-livetv-authz
 
-.PHONY: all build demo peers test test-swift test-cli test-interop test-corpus test-install fuzz generate docs bench bench-core bench-server format install uninstall clean
+.PHONY: all build demo peers test test-swift test-cli test-interop test-corpus test-install fuzz generate docs bench bench-core bench-server bench-shared-state format install uninstall clean
 
 all: build
 
@@ -53,6 +53,12 @@ docs: build
 
 ## bench: every benchmark (core decisions, then load against the release server); figures in docs/benchmarks.md
 bench: bench-core bench-server
+
+## bench-shared-state: the PostgreSQL state store's cost per decision next to the in-memory store (release)
+bench-shared-state:
+	$(SWIFT) build -c release --product plex-livetv-authz
+	$(SWIFT) build -c release --product fake-pms
+	bash scripts/bench-shared-state.sh
 
 ## bench-server: gRPC Check and /v1/nginx load with h2load against the release serve binary
 bench-server:

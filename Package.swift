@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // Pure decision logic: no NIO, no Foundation, no I/O. Time comes in as a parameter.
@@ -96,12 +97,25 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // Guard state shared by replicas on PostgreSQL: implements the runtime's GuardStateStore, so the
+        // runtime never depends on a database driver; the command line wires it in.
+        .target(
+            name: "LiveTVAuthzPostgres",
+            dependencies: [
+                "LiveTVAuthz",
+                "LiveTVAuthzCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "plex-livetv-authz",
             dependencies: [
                 "LiveTVAuthzCore",
                 "LiveTVAuthz",
                 "LiveTVAuthzApp",
+                "LiveTVAuthzPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

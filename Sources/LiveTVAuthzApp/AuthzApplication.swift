@@ -88,6 +88,8 @@ public final class AuthzApplication: Sendable {
         let policy = config.abusePolicy
         if let store = dependencies.stateStore {
             state = store
+            // A shared store runs (connections, notifications) as long as the service.
+            if let service = store as? any Service { services.append(service) }
         } else {
             var restored = GuardSnapshot()
             let stateFile = config[Settings.abuseStateFile].map(AbuseStateFile.init(path:))
@@ -193,7 +195,8 @@ public final class AuthzApplication: Sendable {
                     beforeScrape: { [state, metrics, validator] in
                         GaugeService.refresh(
                             state: state, validator: validator, metrics: metrics, clock: clock, readiness: readiness)
-                    }),
+                    },
+                    stateHealthy: { [state] in state.isHealthy }),
                 blocks: BlockAdministration(state: state, audit: audit, policy: policy, clock: clock), logger: logger)
             let server = AuthzServer(
                 settings: settings, service: decisions, trust: trust, metrics: metrics, logger: logger,

@@ -126,6 +126,20 @@ public struct AbuseBlocker: Sendable {
         if cooldowns[source, default: [:]].updateValue(until, forKey: token) == nil { cooldownCount += 1 }
     }
 
+    /// A record as another replica's store reported it (a shared store's mirror).
+    public mutating func apply(_ source: String, _ record: SourceRecord, now: Timestamp) {
+        store(source, record, now: now)
+    }
+
+    /// A cooldown another replica started (a shared store's mirror); never shortens one.
+    public mutating func applyCooldown(source: String, token: String, until: Timestamp) {
+        if let current = cooldowns[source]?[token], current >= until { return }
+        if cooldowns[source, default: [:]].updateValue(until, forKey: token) == nil { cooldownCount += 1 }
+    }
+
+    /// When the source+token pair's cooldown ends, if it has one.
+    public func cooldownEnd(source: String, token: String) -> Timestamp? { cooldowns[source]?[token] }
+
     /// An operator's unblock: forgets the source's failures, block and cooldowns. Whether there was any.
     @discardableResult
     public mutating func forget(_ source: String) -> Bool {

@@ -113,6 +113,17 @@ public struct PlaybackTracker: Sendable {
         sessions[id] = session
     }
 
+    /// A session as another replica's store reported it (a shared store's mirror): replaces this id's.
+    public mutating func apply(_ session: TrackedSession) {
+        remove(session.id)
+        if sessions.count >= policy.maximumSessions,
+            let oldest = sessions.values.min(by: { $0.lastSeen < $1.lastSeen })
+        {
+            remove(oldest.id)
+        }
+        insert(session)
+    }
+
     /// Ends a session (stop, teardown, or its token no longer valid).
     public mutating func remove(_ id: String) {
         guard let session = sessions.removeValue(forKey: id) else { return }

@@ -8,12 +8,14 @@ public struct OperatorEndpoints: Sendable {
     let registry: PrometheusCollectorRegistry?
     let status: (@Sendable () -> String)?
     let beforeScrape: @Sendable () -> Void
+    let stateHealthy: @Sendable () -> Bool
 
     /// `status` renders `/status`; `beforeScrape` brings the gauges up to date before `/metrics` answers.
     public init(
         readiness: Readiness, registry: PrometheusCollectorRegistry?, status: (@Sendable () -> String)? = nil,
-        beforeScrape: @escaping @Sendable () -> Void = {}
+        beforeScrape: @escaping @Sendable () -> Void = {}, stateHealthy: @escaping @Sendable () -> Bool = { true }
     ) {
+        self.stateHealthy = stateHealthy
         self.readiness = readiness
         self.registry = registry
         self.status = status
@@ -30,6 +32,15 @@ public struct OperatorEndpoints: Sendable {
                 "readyz",
                 readiness.isReady
                     ? .text(200, "ready") : .text(503, "not ready: PMS has not answered /identity recently")
+            )
+        case "/readyz/state":
+            // The shared state store (always ready in memory). Not part of /readyz: a replica deciding on its
+            // own state is still correct, and taking every replica out when the database is down would
+            // take Live TV down with it.
+            return (
+                "readyz",
+                stateHealthy()
+                    ? .text(200, "ready") : .text(503, "not ready: the shared state store is unreachable")
             )
         case "/status":
             guard let status else { return nil }

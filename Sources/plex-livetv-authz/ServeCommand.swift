@@ -1,6 +1,7 @@
 import ArgumentParser
 import LiveTVAuthz
 import LiveTVAuthzApp
+import LiveTVAuthzPostgres
 
 /// `serve`: the decision service. Its options are the settings table's (`Settings.serve`).
 struct ServeCommand: AsyncParsableCommand {
@@ -46,6 +47,11 @@ struct ServeCommand: AsyncParsableCommand {
             .configuration
         var dependencies = AuthzDependencies()
         dependencies.logger = CommandSettings.bootstrapLogging(configuration)
+        if let url = configuration[Settings.stateStore] {
+            dependencies.stateStore = PostgresGuardState(
+                url: url, policy: configuration.abusePolicy, playback: configuration.playbackPolicy,
+                clock: dependencies.clock, logger: dependencies.logger)
+        }
         let application = try AuthzApplication(configuration: configuration, dependencies: dependencies)
         do {
             try await application.run()

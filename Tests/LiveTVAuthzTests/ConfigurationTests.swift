@@ -19,6 +19,43 @@ struct ConfigurationTests {
         }.map(\.configuration)
     }
 
+    @Test(arguments: [
+        ("postgres://plexauthz:s%40cret@db.lan:6543/authz?sslmode=require", "postgres://plexauthz@db.lan:6543/authz"),
+        ("postgresql://u@127.0.0.1/plexauthz", "postgres://u@127.0.0.1:5432/plexauthz"),
+        ("postgres://u@[::1]:5433/d?sslmode=disable", "postgres://u@::1:5433/d"),
+        ("postgres://u@/d?host=/run/postgresql", "postgres://u@/run/postgresql/.s.PGSQL.5432/d"),
+    ])
+    func stateStoreURLsParseAndNeverPrintThePassword(_ text: String, _ shown: String) throws {
+        let url = try #require(StateStoreURL(text))
+        #expect(url.description == shown)
+        #expect(!url.description.contains("cret"))
+        if text.contains("s%40cret") { #expect(url.password == "s@cret" && url.tls == .require && url.port == 6543) }
+    }
+
+    @Test(arguments: [
+        "mysql://u@h/d", "postgres://u@h", "postgres://u@h/", "postgres://u@h:0/d", "postgres://u@h:99999/d",
+        "postgres://u@h/d?sslmode=maybe", "postgres://u@/d", "postgres://u@h/d?host=relative", "postgres://u@h/a/b",
+        "postgres://u@h/d?unknown=1",
+    ])
+    func badStateStoreURLsAreRefused(_ text: String) {
+        #expect(StateStoreURL(text) == nil)
+    }
+
+    @Test func aStateStoreAndAStateFileAreOneTooMany() {
+        let result = load(
+            owner.merging(
+                [
+                    "PLEX_LIVETV_AUTHZ_STATE_STORE": "postgres://u@h/d",
+                    "IPTV_TUNERR_PROXY_ABUSE_STATE_FILE": "/var/lib/x/blocks.json",
+                ], uniquingKeysWith: { $1 }))
+        guard case .failure(let problems) = result else {
+            Issue.record("accepted both")
+            return
+        }
+        #expect(
+            problems.list.contains { "\($0)".contains("give one: the shared store keeps the state the file would") })
+    }
+
     @Test func defaultsMatchTheOriginalProxy() throws {
         let config = try load(owner).get()
         #expect(config[Settings.listen] == [.unix(path: "/run/plex-livetv-authz/authz.sock")])

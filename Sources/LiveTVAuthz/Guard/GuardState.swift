@@ -32,6 +32,13 @@ public protocol GuardStateStore: Sendable {
     /// An operator's unblock (`blocks unblock`): the source's failures, block and cooldowns forgotten;
     /// `nil` forgets every source. The number of sources forgotten.
     func forget(source: String?) -> Int
+
+    /// Whether the store reaches what it shares state through (always, for memory): `/readyz/state`.
+    var isHealthy: Bool { get }
+}
+
+extension GuardStateStore {
+    public var isHealthy: Bool { true }
 }
 
 /// The in-memory store: the pure `AbuseBlocker` and `PlaybackTracker` behind mutexes. `onChange` is
@@ -119,6 +126,28 @@ public final class InMemoryGuardState: GuardStateStore {
         }
         if count > 0 { onChange() }
         return count
+    }
+
+    // MARK: A shared store's mirror (changes other replicas announced)
+
+    public func mirror(source: String, record: SourceRecord, at now: Timestamp) {
+        blocker.withLock { $0.apply(source, record, now: now) }
+    }
+
+    public func mirror(cooldown source: String, token: String, until: Timestamp) {
+        blocker.withLock { $0.applyCooldown(source: source, token: token, until: until) }
+    }
+
+    public func mirror(session: TrackedSession) {
+        tracker.withLock { $0.apply(session) }
+    }
+
+    public func cooldownEnd(source: String, token: String) -> Timestamp? {
+        blocker.withLock { $0.cooldownEnd(source: source, token: token) }
+    }
+
+    public func session(id: String) -> TrackedSession? {
+        tracker.withLock { $0.sessions[id] }
     }
 
     public func snapshot(at now: Timestamp) -> GuardSnapshot {

@@ -38,6 +38,7 @@ public struct GaugeService: Service {
     ) {
         if let readiness { metrics.pmsReady.record(readiness.isReady ? 1 : 0) }
         metrics.activeBlocks.record(state.activeBlocks(at: clock.now()))
+        metrics.stateStoreUp.record(state.isHealthy ? 1 : 0)
         metrics.trackedSessions.record(state.trackedSessions(at: clock.now()))
         metrics.cacheEntries.record(validator.cachedTokens)
     }

@@ -225,6 +225,15 @@ public enum Settings {
         expectation: "must be trace, debug, info, notice, warning, error or critical"
     ) { Logger.Level(rawValue: $0.lowercased()) }
 
+    public static let stateStore = Setting<StateStoreURL?>.value(
+        "state-store", env: ["PLEX_LIVETV_AUTHZ_STATE_STORE"], default: nil,
+        defaultText: "none (this process's memory and --abuse-state-file)", metavar: "URL", group: .state,
+        help:
+            "Share blocks, cooldowns and tracked playbacks with other replicas through PostgreSQL: postgres://user:password@host:5432/database?sslmode=disable|prefer|require, or postgres://user@/database?host=/run/postgresql for a Unix socket. Put it in the environment (the password would show in process listings). Replaces --abuse-state-file.",
+        expectation:
+            "is not a postgres://user[:password]@host[:port]/database[?sslmode=…] or postgres://user@/database?host=/socket/dir URL"
+    ) { StateStoreURL($0).map { Optional($0) } }
+
     public static let logFormat = Setting<LogFormat>.value(
         "log-format", env: ["PLEX_LIVETV_AUTHZ_LOG_FORMAT"], default: .logfmt, defaultText: "logfmt", metavar: "FORMAT",
         group: .operations,
@@ -302,7 +311,7 @@ public enum Settings {
         mode, cacheTTL, cacheSize,
         abuseThreshold, abuseWindow, abuseBlockDuration, badAuthCooldown, abuseStateFile, auditSummaryInterval,
         playbackSessions, playbackIdleTimeout, neutralizeOwnerHistory, idleTimeout, maxConnections,
-        maxConnectionsPerPeer, requestTimeout, logLevel, logFormat, shadow,
+        maxConnectionsPerPeer, requestTimeout, logLevel, logFormat, shadow, stateStore,
     ]
 
     /// Commands that talk to PMS as the owner take PMS and the owner token exactly as `serve` does.
@@ -377,6 +386,12 @@ extension Configuration {
     /// non-loopback ones.
     public func serveProblems() -> [ConfigurationProblem] {
         var problems = requireOwnerToken()
+        if isGiven(Settings.stateStore), isGiven(Settings.abuseStateFile) {
+            problems.append(
+                ConfigurationProblem(
+                    setting: "\(Settings.stateStore.names) and \(Settings.abuseStateFile.names)",
+                    message: "give one: the shared store keeps the state the file would"))
+        }
         let tcp = (self[Settings.listen] + self[Settings.grpcListen]).filter {
             if case .tcp = $0 { return true } else { return false }
         }

@@ -21,6 +21,8 @@ public final class ServiceMetrics: Sendable {
     public let trackedSessions: Gauge
     /// 1 while PMS answers `/identity` (the readiness rule), else 0.
     public let pmsReady: Gauge
+    /// 1 while the guard state store reaches what it shares state through (always 1 in memory).
+    public let stateStoreUp: Gauge
     /// The status page's memory (`/status`), fed by the same calls as the counters.
     public let board: StatusBoard?
 
@@ -37,6 +39,7 @@ public final class ServiceMetrics: Sendable {
         openConnections = Meter(label: "plexauthz_open_connections", dimensions: [], factory: factory)
         trackedSessions = Gauge(label: "plexauthz_tracked_playback_sessions", dimensions: [], factory: factory)
         pmsReady = Gauge(label: "plexauthz_pms_ready", dimensions: [], factory: factory)
+        stateStoreUp = Gauge(label: "plexauthz_state_store_up", dimensions: [], factory: factory)
         // Every known series from the start, at zero: alerts and dashboards see 0, not "no data".
         for kind in ["timeout", "status", "redirect", "connection"] {
             _ = counter(pmsErrors, "plexauthz_pms_errors_total", [("kind", kind)])
