@@ -190,7 +190,10 @@ public final class AuthzApplication: Sendable {
                                 board: board.snapshot(), pmsReachable: readiness.isReady, pmsURL: pmsURL.description,
                                 mode: config[Settings.mode].rawValue, shadow: config[Settings.shadow],
                                 activeBlocks: state.activeBlocks(at: clock.now()),
-                                trackedSessions: state.trackedSessions(at: clock.now())))
+                                trackedSessions: state.trackedSessions(at: clock.now()),
+                                stateStore: config[Settings.stateStore]?.description
+                                    ?? (config[Settings.abuseStateFile] ?? "this process's memory"),
+                                stateStoreHealthy: state.isHealthy))
                     },
                     beforeScrape: { [state, metrics, validator] in
                         GaugeService.refresh(

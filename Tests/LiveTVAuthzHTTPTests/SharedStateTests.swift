@@ -180,6 +180,9 @@ struct SharedStateTests {
                 "/usr/bin/curl",
                 ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket", r.sockets[0], "http://x/readyz/state"])
             #expect(health == "503")
+            let status = try await run("/usr/bin/curl", ["-s", "--unix-socket", r.sockets[0], "http://x/status"])
+            #expect(status.contains("id=\"state-store\">NOT reachable"), "\(status.prefix(2000))")
+            #expect(!status.contains("plexauthz:") , "a database credential on the status page")
 
             try await r.database("start")
             try await eventually("both replicas reconnect", timeout: .seconds(30)) {

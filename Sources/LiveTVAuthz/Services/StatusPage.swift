@@ -12,11 +12,17 @@ public enum StatusPage {
         public var shadow: Bool
         public var activeBlocks: Int
         public var trackedSessions: Int
+        /// Where blocks and playbacks are kept, and whether it is reachable.
+        public var stateStore: String
+        public var stateStoreHealthy: Bool
 
         public init(
             board: StatusBoard.Snapshot, pmsReachable: Bool, pmsURL: String, mode: String, shadow: Bool,
-            activeBlocks: Int, trackedSessions: Int
+            activeBlocks: Int, trackedSessions: Int, stateStore: String = "this process's memory",
+            stateStoreHealthy: Bool = true
         ) {
+            self.stateStore = stateStore
+            self.stateStoreHealthy = stateStoreHealthy
             self.board = board
             self.pmsReachable = pmsReachable
             self.pmsURL = pmsURL
@@ -67,6 +73,9 @@ public enum StatusPage {
         html += row("validation cache hits", String(board.cacheHits), id: "cache-hits")
         html += row("validation cache misses", String(board.cacheMisses), id: "cache-misses")
         html += row("cache hit ratio", ratio, id: "cache-ratio")
+        html += row(
+            "state store (\(escape(facts.stateStore)))", facts.stateStoreHealthy ? "reachable" : "NOT reachable",
+            id: "state-store", cls: facts.stateStoreHealthy ? "ok" : "bad")
         html += row("blocked sources", String(facts.activeBlocks), id: "blocked-sources")
         html += row("tracked playback sessions", String(facts.trackedSessions), id: "tracked-sessions")
         html += "</table>\n"
