@@ -355,7 +355,14 @@ struct ConnectionStarvationTests {
                     #expect(grpc)
                 }
             }
-            let metrics = try await s.send("/metrics", headers: [])
+            // The held connections close asynchronously: until the listener has seen them go, it is still
+            // full and refuses (resets) a new one.
+            var scraped: (status: Int, headers: HTTPHeaders, body: String)? = nil
+            try await eventually("a /metrics answer once the flood is gone") {
+                scraped = try? await s.send("/metrics", headers: [])
+                return scraped != nil
+            }
+            let metrics = try #require(scraped)
             // 20 over the cap on each of the two TCP listeners (HTTP and gRPC), plus the probe above.
             let refusals = metrics.body.split(separator: "\n").first {
                 $0.hasPrefix(#"plexauthz_refused_connections_total{reason="listener_cap"}"#)

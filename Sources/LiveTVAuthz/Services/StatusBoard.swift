@@ -43,10 +43,14 @@ public final class StatusBoard: Sendable {
         let now = clock.now()
         let minute = now.unixSeconds / 60
         let classification = decision.classification
-        let entry = Recent(
-            time: now, path: AuditEvent.escapeToken(classification.target.path), rule: decision.rule.rawValue,
-            outcome: outcome,
-            token: classification.token.token?.fingerprint ?? Fingerprint.missing)
+        // Only Live TV decisions (candidates, tracked playback, anything audited) are listed: the rest (images,
+        // libraries) would push them out, and skipping them keeps the hot path free of hashing and escaping.
+        let listed = classification.surface != nil || decision.elevate || decision.outcome != nil
+        let entry =
+            listed
+            ? Recent(
+                time: now, path: AuditEvent.escapeToken(classification.target.path), rule: decision.rule.rawValue,
+                outcome: outcome, token: classification.token.token?.fingerprint ?? Fingerprint.missing) : nil
         state.withLock { state in
             state.totals[outcome, default: 0] += 1
             if state.minutes.last?.index != minute {
@@ -54,6 +58,7 @@ public final class StatusBoard: Sendable {
                 state.minutes.removeAll { $0.index <= minute - 60 }
             }
             state.minutes[state.minutes.count - 1].counts[outcome, default: 0] += 1
+            guard let entry else { return }
             state.recent.append(entry)
             if state.recent.count > Self.recentLimit { state.recent.removeFirst(state.recent.count - Self.recentLimit) }
         }

@@ -89,7 +89,7 @@ public enum StatusPage {
 
         html += "<h2>Decisions per minute, last hour</h2>\n" + chart(board.perMinute)
 
-        html += "<h2>Last \(board.recent.count) decisions</h2>\n<table id=\"recent\">"
+        html += "<h2>Last \(board.recent.count) Live TV decisions</h2>\n<table id=\"recent\">"
         html += "<tr><th>time (UTC)</th><th>path</th><th>rule</th><th>outcome</th><th>token</th></tr>"
         for entry in board.recent {
             html +=
