@@ -255,8 +255,10 @@ public final class PostgresGuardState: GuardStateStore, Service {
     private func cleanUp() async {
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(60))
+            let current = clock.now()
+            sharedTouch.withLock { $0 = $0.filter { $0.value + idleExpiry > current } }
             guard isHealthy else { continue }
-            let now = clock.now().unixNanoseconds
+            let now = current.unixNanoseconds
             let window = policy.window.nanoseconds
             _ = try? await withTimeout(operationTimeout) {
                 try await self.client.query(
