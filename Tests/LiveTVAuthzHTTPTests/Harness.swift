@@ -5,6 +5,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -64,14 +65,20 @@ final class ChildProcess: @unchecked Sendable {
     var log: String { (try? String(contentsOf: output, encoding: .utf8)) ?? "" }
 }
 
-/// A free loopback TCP port (bound then released; the tiny race is acceptable on loopback).
+/// A free loopback TCP port (bound then released), never one this test process handed out before: suites
+/// run in parallel, and two of them were seen to get the same just-released port for their frontends.
 func freePort() throws -> Int {
-    let channel = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0)
-        .wait()
-    let port = channel.localAddress!.port!
-    try channel.close().wait()
-    return port
+    while true {
+        let channel = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(
+            host: "127.0.0.1", port: 0
+        ).wait()
+        let port = channel.localAddress!.port!
+        try channel.close().wait()
+        if handedOutPorts.withLock({ $0.insert(port).inserted }) { return port }
+    }
 }
+
+private let handedOutPorts = Mutex<Set<Int>>([])
 
 /// Waits until `check` passes or fails after `timeout`.
 func eventually(_ what: String, timeout: Duration = .seconds(20), _ check: () async -> Bool) async throws {
