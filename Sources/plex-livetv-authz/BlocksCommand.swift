@@ -45,11 +45,7 @@ struct BlocksListCommand: AsyncParsableCommand {
             BlockClient.fail("the service refused (HTTP \(status)): \(String(decoding: body, as: UTF8.self))")
         case .unreachable(let why):
             let (snapshot, _) = try BlockClient.stoppedServiceState(configuration, why: why)
-            let now = SystemClock().now()
-            entries = BlockEntry.sorted(
-                snapshot.sources.map {
-                    BlockEntry(source: $0.key, record: $0.value, policy: configuration.abusePolicy, now: now)
-                })
+            entries = BlockEntry.list(snapshot, policy: configuration.abusePolicy, now: SystemClock().now())
             FileHandle.standardError.write(Data("(the service is stopped: read from its state file)\n".utf8))
         }
         if configuration[Settings.json] {

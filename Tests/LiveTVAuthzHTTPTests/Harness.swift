@@ -241,9 +241,13 @@ final class Stack: @unchecked Sendable {
                     && FileManager.default.fileExists(atPath: sockets.grpc)
             }
         } catch {
+            let state =
+                service.isRunning
+                ? "still running (pid \(service.process.processIdentifier))"
+                : "exited with \(service.process.terminationStatus)"
             await service.stop()
             await fake.shutdown()
-            throw HarnessError("\(error); service log:\n\(service.log.suffix(3000))")
+            throw HarnessError("\(error); the service \(state); its log:\n\(service.log.suffix(3000))")
         }
         let port = try freePort()
         let process = try frontend.start(

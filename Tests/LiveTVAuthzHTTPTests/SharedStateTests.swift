@@ -1,5 +1,6 @@
 import FakePMS
 import Foundation
+import LiveTVAuthzCore
 import Testing
 
 #if canImport(Glibc)
@@ -182,7 +183,7 @@ struct SharedStateTests {
             #expect(health == "503")
             let status = try await run("/usr/bin/curl", ["-s", "--unix-socket", r.sockets[0], "http://x/status"])
             #expect(status.contains("id=\"state-store\">NOT reachable"), "\(status.prefix(2000))")
-            #expect(!status.contains("plexauthz:") , "a database credential on the status page")
+            #expect(!status.contains("plexauthz:"), "a database credential on the status page")
 
             try await r.database("start")
             try await eventually("both replicas reconnect", timeout: .seconds(30)) {
@@ -195,25 +196,8 @@ struct SharedStateTests {
         }
     }
 
+    /// The fingerprint the service writes for `address` (the `fingerprint` command prints the same).
     func fingerprint(_ address: String) -> String {
-        let output = (try? Data(contentsOf: URL(fileURLWithPath: "/dev/null"))) ?? Data()
-        _ = output
-        return Self.fingerprints[address] ?? ""
+        SourceIdentity(address: address, forwardedForCount: 0, cfConnectingIP: false).fingerprint
     }
-
-    static let fingerprints: [String: String] = {
-        var table: [String: String] = [:]
-        for address in ["203.0.113.92"] {
-            let process = Process()
-            process.executableURL = binaryDirectory.appendingPathComponent("plex-livetv-authz")
-            process.arguments = ["fingerprint", address]
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            try? process.run()
-            process.waitUntilExit()
-            table[address] = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                .trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-        return table
-    }()
 }

@@ -27,6 +27,11 @@ public struct BlockEntry: Codable, Sendable, Equatable {
             : "\(record.failures) of \(policy.threshold) failed Live TV attempts in the current window"
     }
 
+    /// Every source a snapshot holds, in `sorted` order: what `blocks list` shows, live or from a state file.
+    public static func list(_ snapshot: GuardSnapshot, policy: AbusePolicy, now: Timestamp) -> [BlockEntry] {
+        sorted(snapshot.sources.map { BlockEntry(source: $0.key, record: $0.value, policy: policy, now: now) })
+    }
+
     /// Blocked first (longest block first), then by failures, then by fingerprint.
     public static func sorted(_ entries: [BlockEntry]) -> [BlockEntry] {
         entries.sorted {
@@ -71,10 +76,7 @@ public struct BlockAdministration: Sendable {
 
     public func list() -> [BlockEntry] {
         let now = clock.now()
-        return BlockEntry.sorted(
-            state.snapshot(at: now).sources.map {
-                BlockEntry(source: $0.key, record: $0.value, policy: policy, now: now)
-            })
+        return BlockEntry.list(state.snapshot(at: now), policy: policy, now: now)
     }
 
     /// Forgets one source (a `sha256:` fingerprint) or, with `nil`, every source. The number forgotten.

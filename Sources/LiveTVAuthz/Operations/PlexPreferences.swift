@@ -49,13 +49,13 @@ public struct PreferencePolicy: Sendable, Equatable {
         drift.map { "\(percentEncoded($0.id))=\(percentEncoded($0.wanted))" }.joined(separator: "&")
     }
 
+    /// Everything but RFC 3986's unreserved characters escaped, with the project's one percent-encoder.
     static func percentEncoded(_ text: String) -> String {
-        var unreserved = CharacterSet.alphanumerics
-        unreserved.insert(charactersIn: "-._~")
-        return text.unicodeScalars.map { scalar in
-            unreserved.contains(scalar) && scalar.isASCII
-                ? String(scalar) : String(scalar).utf8.map { String(format: "%%%02X", $0) }.joined()
-        }.joined()
+        PercentEscaping.escape(text) { byte in
+            let letter = (0x61...0x7A).contains(byte | 0x20)
+            let digit = (0x30...0x39).contains(byte)
+            return !(letter || digit || byte == 0x2D || byte == 0x2E || byte == 0x5F || byte == 0x7E)
+        }
     }
 
     /// The values of `GET /:/prefs` (JSON, `Accept: application/json`): `MediaContainer.Setting[]` with

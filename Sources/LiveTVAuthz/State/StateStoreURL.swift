@@ -1,3 +1,5 @@
+import Foundation
+
 /// `--state-store postgres://user:password@host:port/database?sslmode=disable|prefer|require` (or
 /// `postgres://user@/database?host=/run/postgresql` for a Unix socket): parsed here, so a typo fails at
 /// start-up with the setting's name; the PostgreSQL module turns it into a client configuration.
@@ -24,7 +26,7 @@ public struct StateStoreURL: Sendable, Hashable, CustomStringConvertible {
         }
         let (main, query) = Self.split(rest, at: "?")
         let (authorityPart, path) = Self.split(main, at: "/")
-        guard let database = path.map({ String($0).removingPercentEncoding() }), !database.isEmpty,
+        guard let database = path.map({ String($0).percentDecoded }), !database.isEmpty,
             !database.contains("/")
         else { return nil }
         self.database = database
@@ -33,8 +35,8 @@ public struct StateStoreURL: Sendable, Hashable, CustomStringConvertible {
             let credentials = authority[..<at]
             authority = authority[authority.index(after: at)...]
             let (name, secret) = Self.split(credentials, at: ":")
-            user = String(name).removingPercentEncoding()
-            password = secret.map { String($0).removingPercentEncoding() }
+            user = String(name).percentDecoded
+            password = secret.map { String($0).percentDecoded }
         } else {
             user = "postgres"
         }
@@ -64,7 +66,7 @@ public struct StateStoreURL: Sendable, Hashable, CustomStringConvertible {
         socketDirectory = nil
         for pair in (query ?? "").split(separator: "&") {
             let (name, value) = Self.split(pair, at: "=")
-            switch (name, value.map { String($0).removingPercentEncoding() }) {
+            switch (name, value.map { String($0).percentDecoded }) {
             case ("sslmode", let mode?):
                 guard let parsed = TLSMode(rawValue: mode) else { return nil }
                 tls = parsed
@@ -90,20 +92,6 @@ public struct StateStoreURL: Sendable, Hashable, CustomStringConvertible {
 }
 
 extension String {
-    /// `%XX` decoded (invalid escapes kept as they are); `+` is not a space in a URL's user or path.
-    fileprivate func removingPercentEncoding() -> String {
-        var bytes: [UInt8] = []
-        var utf8 = Array(self.utf8)[...]
-        while let byte = utf8.popFirst() {
-            if byte == UInt8(ascii: "%"), utf8.count >= 2,
-                let value = UInt8(String(decoding: utf8.prefix(2), as: UTF8.self), radix: 16)
-            {
-                bytes.append(value)
-                utf8 = utf8.dropFirst(2)
-            } else {
-                bytes.append(byte)
-            }
-        }
-        return String(decoding: bytes, as: UTF8.self)
-    }
+    /// `%XX` decoded; text with a malformed escape is kept as it is (Foundation would give nil).
+    fileprivate var percentDecoded: String { removingPercentEncoding ?? self }
 }
