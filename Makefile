@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN := .build/debug/plex-livetv-authz
 
-.PHONY: all build demo peers test test-swift test-cli test-interop test-corpus test-install fuzz generate docs bench bench-core bench-server bench-shared-state format install uninstall clean
+.PHONY: all build demo peers test test-swift test-cli test-interop test-corpus test-fuzz-smoke test-sanitizers test-install fuzz generate docs bench bench-core bench-server bench-shared-state format install uninstall clean
 
 all: build
 
@@ -31,7 +31,22 @@ test-cli: build
 
 ## test-corpus: replay every committed fuzz corpus through its target (no fuzzing, a plain build)
 test-corpus: build
+	.build/debug/TargetFuzz Fuzz/Corpus/target
+	.build/debug/ForwardedIdentityFuzz Fuzz/Corpus/forwarded-identity
+	.build/debug/EnvoyCheckFuzz Fuzz/Corpus/envoy-check
+	.build/debug/HTTPHeadFuzz Fuzz/Corpus/http-head
 	.build/debug/StateFileFuzz Fuzz/Corpus/state-file
+
+## test-fuzz-smoke: every fuzz target under libFuzzer + AddressSanitizer for FUZZ_SMOKE_SECONDS (default 30) each,
+## the committed corpus left as it is (part of `make test`)
+FUZZ_SMOKE_SECONDS ?= 30
+test-fuzz-smoke:
+	FUZZ_MERGE=0 bash scripts/fuzz.sh $(FUZZ_SMOKE_SECONDS)
+
+## test-sanitizers: the whole Swift suite under ThreadSanitizer, then AddressSanitizer (own build folders; the
+## processes the tests start are instrumented too; any report fails)
+test-sanitizers:
+	bash scripts/test-sanitizers.sh
 
 ## fuzz: libFuzzer + AddressSanitizer on each fuzz target, FUZZ_SECONDS each (default 300); new coverage is
 ## merged into Fuzz/Corpus

@@ -41,6 +41,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -55,6 +56,7 @@ let package = Package(
                 "LiveTVAuthzCore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -64,21 +66,30 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        // Envoy ext_authz over gRPC (envoy.service.auth.v3.Authorization/Check). Generated/ comes from
-        // Protos/ via `make generate` and is committed: CI never builds the protoc plugins.
+        // Envoy's ext_authz messages (Generated/, from Protos/ via `make generate`, committed: CI never builds
+        // the protoc plugins) and their translation to and from the core's types. Only SwiftProtobuf: the
+        // CheckRequest decoder can be fuzzed without building gRPC or NIO.
+        .target(
+            name: "LiveTVAuthzEnvoy",
+            dependencies: ["LiveTVAuthzCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["Generated/VERSIONS.txt"]
+        ),
+        // Envoy ext_authz over gRPC (envoy.service.auth.v3.Authorization/Check): the generated service stubs
+        // (Generated/, same `make generate`) and the server.
         .target(
             name: "LiveTVAuthzGRPC",
             dependencies: [
                 "LiveTVAuthz",
                 "LiveTVAuthzCore",
+                "LiveTVAuthzEnvoy",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
-            exclude: ["Generated/VERSIONS.txt"]
+            ]
         ),
         // The composition root: the whole service graph from a Configuration and injectable dependencies.
         // Its own module because the runtime cannot import the listener modules that import it.
@@ -105,6 +116,7 @@ let package = Package(
                 "LiveTVAuthz",
                 "LiveTVAuthzCore",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -133,6 +145,7 @@ let package = Package(
             name: "FakePMS",
             dependencies: [
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -157,20 +170,43 @@ let package = Package(
         ),
         // Fuzz targets (`make fuzz` builds them with -sanitize=fuzzer -D FUZZING; a plain build replays the
         // committed corpus, which `make test` runs).
-        .target(name: "FuzzReplay", path: "Fuzz/FuzzReplay"),
+        .target(name: "FuzzReplay", dependencies: ["LiveTVAuthzCore"], path: "Fuzz/FuzzReplay"),
         .executableTarget(
             name: "StateFileFuzz", dependencies: ["FuzzReplay", "LiveTVAuthzCore"], path: "Fuzz/StateFileFuzz"),
+        .executableTarget(
+            name: "TargetFuzz", dependencies: ["FuzzReplay", "LiveTVAuthzCore"], path: "Fuzz/TargetFuzz"),
+        .executableTarget(
+            name: "ForwardedIdentityFuzz", dependencies: ["FuzzReplay", "LiveTVAuthzCore"],
+            path: "Fuzz/ForwardedIdentityFuzz"),
+        .executableTarget(
+            name: "EnvoyCheckFuzz",
+            dependencies: [
+                "FuzzReplay", "LiveTVAuthzCore", "LiveTVAuthzEnvoy",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            path: "Fuzz/EnvoyCheckFuzz"),
+        // @testable: the codec is internal to the server module; fuzz and replay builds are debug builds.
+        .executableTarget(
+            name: "HTTPHeadFuzz",
+            dependencies: [
+                "FuzzReplay", "LiveTVAuthzCore", "LiveTVAuthzHTTP",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            path: "Fuzz/HTTPHeadFuzz"),
         .testTarget(name: "LiveTVAuthzCoreTests", dependencies: ["LiveTVAuthzCore"]),
         .testTarget(
             name: "LiveTVAuthzTests",
             dependencies: [
                 "LiveTVAuthz", "LiveTVAuthzApp", "LiveTVAuthzCore", "FakePMS",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]),
         .testTarget(
             name: "LiveTVAuthzHTTPTests",
             dependencies: [
-                "LiveTVAuthzHTTP", "LiveTVAuthzGRPC", "LiveTVAuthzApp", "LiveTVAuthz", "LiveTVAuthzCore", "FakePMS",
+                "LiveTVAuthzHTTP", "LiveTVAuthzGRPC", "LiveTVAuthzEnvoy", "LiveTVAuthzApp", "LiveTVAuthz",
+                "LiveTVAuthzCore", "FakePMS",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),

@@ -1,6 +1,7 @@
 import GRPCCore
 import LiveTVAuthz
 import LiveTVAuthzCore
+import LiveTVAuthzEnvoy
 import Logging
 
 /// `envoy.service.auth.v3.Authorization/Check`: authenticates the asker through the shared frontend-trust

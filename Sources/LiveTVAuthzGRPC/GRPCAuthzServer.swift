@@ -2,10 +2,11 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import LiveTVAuthz
 import LiveTVAuthzCore
+import LiveTVAuthzEnvoy
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import ServiceLifecycle
-import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -22,7 +23,7 @@ public final class GRPCAuthzServer: Service, Sendable {
     private let trust: FrontendTrust
     private let metrics: ServiceMetrics
     private let logger: Logger
-    private let bound = Mutex<Int?>(nil)
+    private let bound = NIOLockedValueBox<Int?>(nil)
     private let ready = AsyncStream<Void>.makeStream()
 
     public init(
@@ -43,7 +44,7 @@ public final class GRPCAuthzServer: Service, Sendable {
     }
 
     /// The bound TCP port (ephemeral ports resolved) once listening.
-    public var port: Int? { bound.withLock { $0 } }
+    public var port: Int? { bound.withLockedValue { $0 } }
 
     public func waitUntilListening() async {
         for await _ in ready.stream { return }
@@ -94,8 +95,8 @@ public final class GRPCAuthzServer: Service, Sendable {
                     throw error
                 }
             }
-            if let ipv4 = listening.ipv4 { bound.withLock { $0 = ipv4.port } }
-            if let ipv6 = listening.ipv6 { bound.withLock { $0 = ipv6.port } }
+            if let ipv4 = listening.ipv4 { bound.withLockedValue { $0 = ipv4.port } }
+            if let ipv6 = listening.ipv6 { bound.withLockedValue { $0 = ipv6.port } }
             logger.notice(
                 "gRPC (Envoy ext_authz) listening on \(address.description)\(port.map { " (port \($0))" } ?? "")")
             ready.continuation.yield(())

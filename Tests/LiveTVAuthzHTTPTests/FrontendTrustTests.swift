@@ -4,6 +4,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import LiveTVAuthz
 import LiveTVAuthzCore
+import LiveTVAuthzEnvoy
 import LiveTVAuthzGRPC
 import NIOCore
 import Testing

@@ -5,6 +5,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import LiveTVAuthz
 import LiveTVAuthzCore
+import LiveTVAuthzEnvoy
 import LiveTVAuthzGRPC
 import Logging
 import ServiceLifecycle

@@ -15,6 +15,7 @@
 
 import GRPCCore
 import GRPCProtobuf
+import LiveTVAuthzEnvoy
 
 // MARK: - envoy.service.auth.v3.Authorization
 
