@@ -2,13 +2,13 @@ import Foundation
 import LiveTVAuthz
 import LiveTVAuthzCore
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOExtras
 import NIOHTTP1
 import NIOHTTP2
 import NIOPosix
 import ServiceLifecycle
-import Synchronization
 
 /// The decision server: HTTP/1.1 with keep-alive and h2c (prior knowledge) on every listener, each
 /// connection served in its own child task of a discarding task group (structured concurrency: a failing
@@ -20,7 +20,7 @@ public final class AuthzServer: Service, Sendable {
     private let metrics: ServiceMetrics
     private let logger: Logger
     private let group: any EventLoopGroup
-    private let bound = Mutex<[(ListenAddress, SocketAddress?)]>([])
+    private let bound = NIOLockedValueBox<[(ListenAddress, SocketAddress?)]>([])
     private let ready = AsyncStream<Void>.makeStream()
 
     public init(
@@ -36,7 +36,7 @@ public final class AuthzServer: Service, Sendable {
     }
 
     /// The addresses actually bound (ephemeral ports resolved), once `run` has bound them.
-    public var boundAddresses: [(ListenAddress, SocketAddress?)] { bound.withLock { $0 } }
+    public var boundAddresses: [(ListenAddress, SocketAddress?)] { bound.withLockedValue { $0 } }
 
     /// Waits until every listener is bound.
     public func waitUntilListening() async {
@@ -57,7 +57,7 @@ public final class AuthzServer: Service, Sendable {
                     limit: settings.maximumConnections, perPeerLimit: settings.maximumConnectionsPerPeer)
                 let listener = try await bind(address, quiesce: quiesce, limiter: limiter)
                 listeners.append((listener, limiter))
-                bound.withLock { $0.append((address, listener.channel.localAddress)) }
+                bound.withLockedValue { $0.append((address, listener.channel.localAddress)) }
                 logger.notice("listening on \(address.description)\(Self.portNote(address, listener.channel))")
             }
         } catch {

@@ -1,9 +1,9 @@
 import LiveTVAuthz
 import LiveTVAuthzCore
 import Logging
+import NIOConcurrencyHelpers
 import PostgresNIO
 import ServiceLifecycle
-import Synchronization
 
 /// Guard state shared by replicas through PostgreSQL.
 ///
@@ -35,10 +35,10 @@ public final class PostgresGuardState: GuardStateStore, Service {
     /// Every read is answered here; every change lands here too (the in-memory store, never persisted).
     private let mirror: InMemoryGuardState
     private let idleExpiry: Duration
-    private let healthy = Mutex(false)
+    private let healthy = NIOLockedValueBox(false)
     /// Whether the `LISTEN` connection is up (health needs it: without it, changes would go unseen).
-    private let listening = Mutex(false)
-    private let sharedTouch = Mutex<[String: Timestamp]>([:])
+    private let listening = NIOLockedValueBox(false)
+    private let sharedTouch = NIOLockedValueBox<[String: Timestamp]>([:])
     private let operations: AsyncStream<Operation>
     private let enqueue: AsyncStream<Operation>.Continuation
 
@@ -88,7 +88,7 @@ public final class PostgresGuardState: GuardStateStore, Service {
 
     // MARK: GuardStateStore (reads from the mirror, never waiting)
 
-    public var isHealthy: Bool { healthy.withLock { $0 } }
+    public var isHealthy: Bool { healthy.withLockedValue { $0 } }
 
     public func isBlocked(source: String, at now: Timestamp) -> Bool { mirror.isBlocked(source: source, at: now) }
 
@@ -128,7 +128,7 @@ public final class PostgresGuardState: GuardStateStore, Service {
     ) {
         mirror.startTracking(source: source, userToken: userToken, keys: keys, provenUntil: provenUntil, at: now)
         guard let session = mirror.trackedSession(named: keys, at: now) else { return }
-        sharedTouch.withLock { $0[session.id] = now }
+        sharedTouch.withLockedValue { $0[session.id] = now }
         share(.session(session))
     }
 
@@ -138,7 +138,7 @@ public final class PostgresGuardState: GuardStateStore, Service {
         mirror.touchTracking(id, learning: keys, provenUntil: provenUntil, at: now)
         guard let session = mirror.session(id: id) else { return }
         let learnt = session.keys.count != before
-        let due = sharedTouch.withLock { shared in
+        let due = sharedTouch.withLockedValue { shared in
             guard learnt || shared[id].map({ now - $0 >= touchInterval }) ?? true else { return false }
             shared[id] = now
             return true
@@ -148,7 +148,7 @@ public final class PostgresGuardState: GuardStateStore, Service {
 
     public func endTracking(_ id: String) {
         mirror.endTracking(id)
-        sharedTouch.withLock { $0[id] = nil }
+        sharedTouch.withLockedValue { $0[id] = nil }
         share(.endSession(id))
     }
 
@@ -193,25 +193,25 @@ public final class PostgresGuardState: GuardStateStore, Service {
                     try await self.migrate(connection)
                     try await connection.listen(on: Self.channel) { notifications in
                         try await self.reload(connection)
-                        self.listening.withLock { $0 = true }
+                        self.listening.withLockedValue { $0 = true }
                         self.setHealthy(true)
                         delay = .milliseconds(500)
                         for try await notification in notifications { self.apply(notification.payload) }
                     }
                 }
             } catch {
-                listening.withLock { $0 = false }
+                listening.withLockedValue { $0 = false }
                 if Task.isCancelled { return }
                 setHealthy(false, because: error)
             }
-            listening.withLock { $0 = false }
+            listening.withLockedValue { $0 = false }
             try? await Task.sleep(for: delay)
             delay = min(delay * 2, .seconds(10))
         }
     }
 
     private func setHealthy(_ value: Bool, because error: (any Error)? = nil) {
-        let changed = healthy.withLock { healthy in
+        let changed = healthy.withLockedValue { healthy in
             defer { healthy = value }
             return healthy != value
         }
@@ -244,7 +244,7 @@ public final class PostgresGuardState: GuardStateStore, Service {
     private func probe() async {
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(2))
-            guard !isHealthy, listening.withLock({ $0 }) else { continue }
+            guard !isHealthy, listening.withLockedValue({ $0 }) else { continue }
             if (try? await withTimeout(operationTimeout, { try await self.client.query("SELECT 1") })) != nil {
                 setHealthy(true)
             }
@@ -256,7 +256,7 @@ public final class PostgresGuardState: GuardStateStore, Service {
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(60))
             let current = clock.now()
-            sharedTouch.withLock { $0 = $0.filter { $0.value + idleExpiry > current } }
+            sharedTouch.withLockedValue { $0 = $0.filter { $0.value + idleExpiry > current } }
             guard isHealthy else { continue }
             let now = current.unixNanoseconds
             let window = policy.window.nanoseconds

@@ -1,7 +1,7 @@
 import Foundation
 import LiveTVAuthz
 import LiveTVAuthzCore
-import Synchronization
+import NIOConcurrencyHelpers
 import Testing
 
 #if canImport(Glibc)
@@ -196,9 +196,11 @@ struct StateFileTests {
         writer.set(stateWriter)
         let running = Task { await stateWriter.run() }
         for i in 0..<200 { store.recordFailure(source: Fingerprint.of("10.0.0.\(i % 50)"), at: now) { _, _ in } }
-        let blocks = Mutex(0)
-        for _ in 0..<3 { store.recordFailure(source: blockedKey, at: now) { _, _ in blocks.withLock { $0 += 1 } } }
-        #expect(blocks.withLock { $0 } == 1)
+        let blocks = NIOLockedValueBox(0)
+        for _ in 0..<3 {
+            store.recordFailure(source: blockedKey, at: now) { _, _ in blocks.withLockedValue { $0 += 1 } }
+        }
+        #expect(blocks.withLockedValue { $0 } == 1)
         stateWriter.finish()
         await running.value
         let loaded = file.load(policy: AbusePolicy(threshold: 3), now: now, logger: log.logger).sources

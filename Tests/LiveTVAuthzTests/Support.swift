@@ -2,56 +2,56 @@ import LiveTVAuthz
 import LiveTVAuthzApp
 import LiveTVAuthzCore
 import Logging
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// A clock tests move by hand.
 final class ManualClock: WallClock {
-    private let time: Mutex<Timestamp>
-    init(_ start: Timestamp = Timestamp(unixSeconds: 1_800_000_000)) { time = Mutex(start) }
-    func now() -> Timestamp { time.withLock { $0 } }
-    func advance(_ duration: Duration) { time.withLock { $0 = $0 + duration } }
+    private let time: NIOLockedValueBox<Timestamp>
+    init(_ start: Timestamp = Timestamp(unixSeconds: 1_800_000_000)) { time = NIOLockedValueBox(start) }
+    func now() -> Timestamp { time.withLockedValue { $0 } }
+    func advance(_ duration: Duration) { time.withLockedValue { $0 = $0 + duration } }
 }
 
 /// A PMS whose answers are scripted per token; counts calls and can hold answers back.
 final class ScriptedPMS: PMSClient {
-    private let answers: Mutex<[String: TokenCheck]>
-    private let calls = Mutex(0)
+    private let answers: NIOLockedValueBox<[String: TokenCheck]>
+    private let calls = NIOLockedValueBox(0)
     private let delay: Duration
     let fallback: TokenCheck
 
     init(_ answers: [String: TokenCheck] = [:], fallback: TokenCheck = .invalid(status: 401), delay: Duration = .zero) {
-        self.answers = Mutex(answers)
+        self.answers = NIOLockedValueBox(answers)
         self.fallback = fallback
         self.delay = delay
     }
 
-    var callCount: Int { calls.withLock { $0 } }
+    var callCount: Int { calls.withLockedValue { $0 } }
 
-    func set(_ token: String, _ check: TokenCheck) { answers.withLock { $0[token] = check } }
+    func set(_ token: String, _ check: TokenCheck) { answers.withLockedValue { $0[token] = check } }
 
     func checkToken(_ token: PlexToken) async -> TokenCheck {
-        calls.withLock { $0 += 1 }
+        calls.withLockedValue { $0 += 1 }
         if delay > .zero { try? await Task.sleep(for: delay) }
-        return answers.withLock { $0[token.value] } ?? fallback
+        return answers.withLockedValue { $0[token.value] } ?? fallback
     }
 
     func identity() async -> String? { "4f3c9a1e7b2d8c6f0a5e9d3b1c7f2a8e6d4b0c9f" }
 
-    private let sent = Mutex<[PMSRequest]>([])
+    private let sent = NIOLockedValueBox<[PMSRequest]>([])
     /// Requests the service sent on its own (owner-history neutralisation).
-    var sentRequests: [PMSRequest] { sent.withLock { $0 } }
+    var sentRequests: [PMSRequest] { sent.withLockedValue { $0 } }
 
     func send(_ request: PMSRequest, timeout: Duration) async -> Int? {
-        sent.withLock { $0.append(request) }
+        sent.withLockedValue { $0.append(request) }
         return 200
     }
 }
 
 /// Keeps every log message and audit line in memory so tests can assert on what operators would see.
 final class CapturedLog: AuditSink {
-    private let lines = Mutex<[String]>([])
-    var all: [String] { lines.withLock { $0 } }
-    func append(_ line: String) { lines.withLock { $0.append(line) } }
+    private let lines = NIOLockedValueBox<[String]>([])
+    var all: [String] { lines.withLockedValue { $0 } }
+    func append(_ line: String) { lines.withLockedValue { $0.append(line) } }
     func write(_ line: String) { append(line) }
 
     var logger: Logger {

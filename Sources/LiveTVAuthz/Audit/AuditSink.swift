@@ -1,4 +1,4 @@
-import Synchronization
+import NIOConcurrencyHelpers
 
 #if canImport(Glibc)
     import Glibc
@@ -14,14 +14,14 @@ public protocol AuditSink: Sendable {
 /// Standard error, one `write(2)` per line (the journal under systemd), so lines from several threads
 /// never interleave.
 public final class StandardErrorAuditSink: AuditSink {
-    private let lock = Mutex(())
+    private let lock = NIOLock()
 
     public init() {}
 
     public func write(_ line: String) {
         var bytes = Array(line.utf8)
         bytes.append(0x0A)
-        lock.withLock { _ in
+        lock.withLock {
             var written = 0
             while written < bytes.count {
                 let count = bytes[written...].withUnsafeBytes { Glibc.write(2, $0.baseAddress, $0.count) }
@@ -37,11 +37,11 @@ public final class StandardErrorAuditSink: AuditSink {
 
 /// Keeps lines in memory (tests, `explain`'s captured output).
 public final class MemoryAuditSink: AuditSink {
-    private let storage = Mutex<[String]>([])
+    private let storage = NIOLockedValueBox<[String]>([])
 
     public init() {}
 
-    public func write(_ line: String) { storage.withLock { $0.append(line) } }
+    public func write(_ line: String) { storage.withLockedValue { $0.append(line) } }
 
-    public var lines: [String] { storage.withLock { $0 } }
+    public var lines: [String] { storage.withLockedValue { $0 } }
 }

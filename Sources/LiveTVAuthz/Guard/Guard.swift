@@ -1,20 +1,20 @@
 import LiveTVAuthzCore
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// The owner token, replaceable at run time (SIGHUP re-reads the token file).
 public final class OwnerTokenHolder: Sendable {
-    private let token: Mutex<PlexToken>
+    private let token: NIOLockedValueBox<PlexToken>
 
     public init(_ token: PlexToken) {
-        self.token = Mutex(token)
+        self.token = NIOLockedValueBox(token)
     }
 
-    public var current: PlexToken { token.withLock { $0 } }
+    public var current: PlexToken { token.withLockedValue { $0 } }
 
     /// Replaces the token; returns whether it changed.
     @discardableResult
     public func replace(with token: PlexToken) -> Bool {
-        self.token.withLock { current in
+        self.token.withLockedValue { current in
             defer { current = token }
             return !current.constantTimeEquals(token)
         }
@@ -32,9 +32,9 @@ public final class OwnerTokenHolder: Sendable {
 /// every denial that needs no PMS answer); only a token PMS must still be asked about comes back as
 /// `pending`, for `complete` to await. `decide` does both.
 public final class Guard: Sendable {
-    private let classifierBox: Mutex<LiveTVClassifier>
+    private let classifierBox: NIOLockedValueBox<LiveTVClassifier>
     /// The classifier in use (its machine identifier may be learnt from PMS after start).
-    public var classifier: LiveTVClassifier { classifierBox.withLock { $0 } }
+    public var classifier: LiveTVClassifier { classifierBox.withLockedValue { $0 } }
     public let owner: OwnerTokenHolder
     /// The abuse limits (for the `bad_actor_blocked` line; the store enforces them).
     public let policy: AbusePolicy
@@ -55,7 +55,7 @@ public final class Guard: Sendable {
         self.shadow = shadow
         self.metrics = metrics
         self.history = history
-        self.classifierBox = Mutex(classifier)
+        self.classifierBox = NIOLockedValueBox(classifier)
         self.owner = owner
         self.policy = policy
         self.validator = validator
@@ -66,7 +66,7 @@ public final class Guard: Sendable {
 
     /// Pins `server://` references to this PMS's machine identifier once it is known.
     public func setMachineIdentifier(_ identifier: String) {
-        classifierBox.withLock { $0.references.machineIdentifier = Array(identifier.lowercased().utf8) }
+        classifierBox.withLockedValue { $0.references.machineIdentifier = Array(identifier.lowercased().utf8) }
     }
 
     /// A decision, or the facts gathered so far when PMS must still be asked about the inbound token.

@@ -1,7 +1,7 @@
 import LiveTVAuthzCore
 import Logging
+import NIOConcurrencyHelpers
 import ServiceLifecycle
-import Synchronization
 
 /// Elevation-rules §12.4 (`--neutralize-owner-history`): tracked timelines and scrobbles reach PMS under
 /// the owner's token, so the owner's "continue watching" and watched marks fill with other people's
@@ -37,7 +37,7 @@ public final class OwnerHistoryNeutralizer: PlaybackHistoryObserver, Service {
     let unscrobbleDelay: Duration
     private let queue: AsyncStream<Job>
     private let continuation: AsyncStream<Job>.Continuation
-    private let waiting = Mutex(0)
+    private let waiting = NIOLockedValueBox(0)
 
     public init(
         pms: any PMSClient, owner: OwnerTokenHolder, metrics: ServiceMetrics, logger: Logger, concurrency: Int = 4,
@@ -91,7 +91,7 @@ public final class OwnerHistoryNeutralizer: PlaybackHistoryObserver, Service {
     }
 
     func enqueue(_ job: Job) {
-        let accepted = waiting.withLock { count -> Bool in
+        let accepted = waiting.withLockedValue { count -> Bool in
             guard count < capacity else { return false }
             count += 1
             return true
@@ -125,7 +125,7 @@ public final class OwnerHistoryNeutralizer: PlaybackHistoryObserver, Service {
     public func finish() { continuation.finish() }
 
     func perform(_ job: Job) async {
-        waiting.withLock { $0 -= 1 }
+        waiting.withLockedValue { $0 -= 1 }
         let status: Int?
         switch job {
         case .replay(let request):

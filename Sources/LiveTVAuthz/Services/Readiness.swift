@@ -1,9 +1,9 @@
 import LiveTVAuthzCore
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Readiness facts the operator endpoints report: ready while PMS answers `/identity`.
 public final class Readiness: Sendable {
-    private let lastIdentity = Mutex<Timestamp?>(nil)
+    private let lastIdentity = NIOLockedValueBox<Timestamp?>(nil)
     public let interval: Duration
     private let clock: any WallClock
 
@@ -12,11 +12,11 @@ public final class Readiness: Sendable {
         self.clock = clock
     }
 
-    public func recordIdentity(at time: Timestamp) { lastIdentity.withLock { $0 = time } }
+    public func recordIdentity(at time: Timestamp) { lastIdentity.withLockedValue { $0 = time } }
 
     /// Ready when PMS answered `/identity` within the last two probe intervals.
     public var isReady: Bool {
-        guard let last = lastIdentity.withLock({ $0 }) else { return false }
+        guard let last = lastIdentity.withLockedValue({ $0 }) else { return false }
         return clock.now() - last <= interval * 2
     }
 }

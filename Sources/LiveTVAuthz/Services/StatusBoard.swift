@@ -1,5 +1,5 @@
 import LiveTVAuthzCore
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// What `/status` shows that the metrics do not keep: decisions per minute over the last hour, the last 50
 /// decisions, recent validation latencies. Fed by `ServiceMetrics` from the same calls as the counters, so
@@ -30,7 +30,7 @@ public final class StatusBoard: Sendable {
 
     public let startedAt: Timestamp
     let clock: any WallClock
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
     static let recentLimit = 50
     static let latencyLimit = 200
 
@@ -51,7 +51,7 @@ public final class StatusBoard: Sendable {
             ? Recent(
                 time: now, path: AuditEvent.escapeToken(classification.target.path), rule: decision.rule.rawValue,
                 outcome: outcome, token: classification.token.token?.fingerprint ?? Fingerprint.missing) : nil
-        state.withLock { state in
+        state.withLockedValue { state in
             state.totals[outcome, default: 0] += 1
             if state.minutes.last?.index != minute {
                 state.minutes.append(Minute(index: minute, counts: [:]))
@@ -65,11 +65,11 @@ public final class StatusBoard: Sendable {
     }
 
     func recordCache(hit: Bool) {
-        state.withLock { if hit { $0.cacheHits += 1 } else { $0.cacheMisses += 1 } }
+        state.withLockedValue { if hit { $0.cacheHits += 1 } else { $0.cacheMisses += 1 } }
     }
 
     func recordValidation(_ duration: Duration) {
-        state.withLock { state in
+        state.withLockedValue { state in
             state.latencies.append(duration)
             if state.latencies.count > Self.latencyLimit { state.latencies.removeFirst() }
         }
@@ -94,7 +94,7 @@ public final class StatusBoard: Sendable {
     public func snapshot() -> Snapshot {
         let now = clock.now()
         let current = now.unixSeconds / 60
-        return state.withLock { state in
+        return state.withLockedValue { state in
             var perMinute = [[String: Int]](repeating: [:], count: 60)
             for minute in state.minutes where minute.index > current - 60 && minute.index <= current {
                 perMinute[Int(59 - (current - minute.index))] = minute.counts

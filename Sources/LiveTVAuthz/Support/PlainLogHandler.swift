@@ -1,7 +1,7 @@
 import Foundation
 import LiveTVAuthzCore
 import Logging
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// One line per message on standard error, without timestamps (journald adds them): audit lines start
 /// exactly with `plexlabelproxy_audit:` so operators' `journalctl -g` searches match as before.
@@ -9,7 +9,7 @@ public struct PlainLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level
     public let format: LogFormat
-    private static let lock = Mutex(())
+    private static let lock = NIOLock()
 
     public init(level: Logger.Level, format: LogFormat = .logfmt) {
         self.logLevel = level
@@ -32,7 +32,7 @@ public struct PlainLogHandler: LogHandler {
             text =
                 "{\"level\":\(AuditField.jsonString(event.level.rawValue)),\"message\":\(AuditField.jsonString("\(event.message)"))}\n"
         }
-        Self.lock.withLock { _ in FileHandle.standardError.write(Data(text.utf8)) }
+        Self.lock.withLock { FileHandle.standardError.write(Data(text.utf8)) }
     }
 }
 

@@ -1,12 +1,12 @@
 import Logging
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// A message that would otherwise repeat on every request (a broken frontend configuration, a PMS that
 /// redirects): logged at most once per interval per distinct text, or only once with no interval.
 public final class RateLimitedLog: Sendable {
     private let logger: Logger
     private let interval: Duration?
-    private let last = Mutex<[String: ContinuousClock.Instant]>([:])
+    private let last = NIOLockedValueBox<[String: ContinuousClock.Instant]>([:])
     /// Distinct texts remembered (a flood of distinct texts is still bounded).
     static let capacity = 1_000
 
@@ -27,7 +27,7 @@ public final class RateLimitedLog: Sendable {
 
     private func due(_ message: String) -> Bool {
         let now = ContinuousClock.now
-        return last.withLock { last -> Bool in
+        return last.withLockedValue { last -> Bool in
             if let previous = last[message] {
                 guard let interval, now - previous >= interval else { return false }
             } else if last.count >= Self.capacity {

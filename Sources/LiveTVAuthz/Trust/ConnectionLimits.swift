@@ -1,6 +1,6 @@
 import LiveTVAuthzCore
+import NIOConcurrencyHelpers
 import NIOCore
-import Synchronization
 
 /// Open connections of one listener, in total and per TCP peer. Over a cap, a new connection is closed
 /// at once. Every listener (HTTP and gRPC) has its own, so a flood on one never takes another's capacity.
@@ -16,7 +16,7 @@ public final class ConnectionLimiter: Sendable {
         case peerCap = "peer_cap"
     }
 
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
     public let limit: Int
     public let perPeerLimit: Int
 
@@ -27,7 +27,7 @@ public final class ConnectionLimiter: Sendable {
 
     /// Counts a new connection, or says why it is refused.
     func admit(_ channel: any Channel, peer: String?) -> Refusal? {
-        state.withLock { state in
+        state.withLockedValue { state in
             guard state.open < limit else { return .listenerCap }
             if let peer {
                 guard state.perPeer[peer, default: 0] < perPeerLimit else { return .peerCap }
@@ -40,7 +40,7 @@ public final class ConnectionLimiter: Sendable {
     }
 
     func release(_ channel: any Channel, peer: String?) {
-        state.withLock { state in
+        state.withLockedValue { state in
             guard state.channels.removeValue(forKey: ObjectIdentifier(channel)) != nil else { return }
             state.open -= 1
             if let peer {
@@ -52,10 +52,10 @@ public final class ConnectionLimiter: Sendable {
 
     /// Closes every connection (the drain timeout after SIGTERM).
     public func closeAll() {
-        for channel in state.withLock({ Array($0.channels.values) }) { channel.close(promise: nil) }
+        for channel in state.withLockedValue({ Array($0.channels.values) }) { channel.close(promise: nil) }
     }
 
-    public var openConnections: Int { state.withLock { $0.open } }
+    public var openConnections: Int { state.withLockedValue { $0.open } }
 }
 
 /// First in every connection's pipeline: the trust layer's peer rule, then the listener's limits, counted
