@@ -1,6 +1,6 @@
 import Crypto
 import Foundation
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// The fake Plex Media Server's configuration (plex-wire.md §5).
 public struct FakePMSConfig: Sendable, Codable, Equatable {
@@ -29,6 +29,13 @@ public struct FakePMSConfig: Sendable, Codable, Equatable {
     /// Paths (prefixes) whose requests are answered by closing the connection without a response: PMS
     /// failing in the middle of a stream, as a crash or a restart does.
     public var abortPaths: [String] = []
+    /// Paths (prefixes) whose requests are answered by resetting the connection (TCP RST, no response).
+    public var resetPaths: [String] = []
+    /// Answer `/library/sections` with this status for every token (a PMS in trouble: 500, 503).
+    public var validationStatus: Int? = nil
+    /// Answer `/library/sections` with 200 and this body for every token: something that is not PMS (a
+    /// login page, a catch-all proxy) answering on PMS's address.
+    public var validationBody: String? = nil
     /// The server preferences (`/:/prefs`), as a fresh install has them: Relay on, automatic port mapping.
     public var prefs: [String: String] = FakePMSConfig.installPrefs
     /// Accept `PUT /:/prefs` (200) without applying it, as a PMS that resets itself would: the read-back
@@ -119,36 +126,38 @@ public struct FakeResponse: Sendable {
     public var delayMilliseconds = 0
     /// Close the connection instead of answering.
     public var abortConnection = false
+    /// Reset the connection (RST) instead of answering.
+    public var resetConnection = false
 }
 
 /// The routing and status matrix of plex-wire.md §5, as a pure function plus a request log.
 public final class FakePMS: Sendable {
-    private let state: Mutex<FakeState>
+    private let state: NIOLockedValueBox<FakeState>
 
     public init(config: FakePMSConfig = FakePMSConfig()) {
-        state = Mutex(FakeState(config: config))
+        state = NIOLockedValueBox(FakeState(config: config))
     }
 
-    public var config: FakePMSConfig { state.withLock { $0.config } }
+    public var config: FakePMSConfig { state.withLockedValue { $0.config } }
 
     public func update(_ change: (inout FakePMSConfig) -> Void) {
-        state.withLock { change(&$0.config) }
+        state.withLockedValue { change(&$0.config) }
     }
 
     /// Every recorded request, optionally only those with `path`.
     public func requests(path: String? = nil) -> [RecordedRequest] {
-        state.withLock { state in path.map { p in state.log.filter { $0.path == p } } ?? state.log }
+        state.withLockedValue { state in path.map { p in state.log.filter { $0.path == p } } ?? state.log }
     }
 
     public func resetRequests() {
-        state.withLock { $0.log.removeAll() }
+        state.withLockedValue { $0.log.removeAll() }
     }
 
     /// Each token's history (labels `OWNER`, `USER`, …).
-    public var history: [String: FakeHistory] { state.withLock { $0.playback.history } }
+    public var history: [String: FakeHistory] { state.withLockedValue { $0.playback.history } }
 
     /// The live session uuids tuned so far.
-    public var liveSessions: [String: String] { state.withLock { $0.playback.liveSessions } }
+    public var liveSessions: [String: String] { state.withLockedValue { $0.playback.liveSessions } }
 
     /// The last request to `path`.
     public func last(path: String) -> RecordedRequest? { requests(path: path).last }
@@ -179,9 +188,17 @@ public final class FakePMS: Sendable {
         if config.abortPaths.contains(where: { path.hasPrefix($0) }) {
             response = FakeResponse(status: 502, headers: [], body: [])
             response.abortConnection = true
+        } else if config.resetPaths.contains(where: { path.hasPrefix($0) }) {
+            response = FakeResponse(status: 502, headers: [], body: [])
+            response.resetConnection = true
+        } else if path == "/library/sections", let status = config.validationStatus {
+            response = Self.text(status, "<html><body><h1>\(status)</h1></body></html>")
+            response.delayMilliseconds = config.validationDelayMs
+        } else if path == "/library/sections", let body = config.validationBody {
+            response = FakeResponse(status: 200, headers: [("Content-Type", "text/html")], body: Array(body.utf8))
         } else if config.strict, distinct.count > 1 {
             response = Self.text(400, "token carriers disagree")
-        } else if let played = state.withLock({
+        } else if let played = state.withLockedValue({
             Self.playback(&$0.playback, request, path: path, params: params, tokenClass: tokenClass)
         }) {
             response = played
@@ -191,7 +208,7 @@ public final class FakePMS: Sendable {
         response.headers.append(("X-Plex-Protocol", "1.0"))
         guard record else { return response }
         let labelled = Self.labelTokens(rawQuery, config)
-        state.withLock { state in
+        state.withLockedValue { state in
             state.seq += 1
             state.log.append(
                 RecordedRequest(

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOHTTPCompression
@@ -13,10 +14,13 @@ public final class FakePMSServer: Sendable {
     public let port: Int
     public let controlPort: Int
     private let channels: [any Channel]
+    /// Accepted connections, so a shutdown ends them as a PMS restart does (not only the listeners).
+    private let accepted: AcceptedChannels
 
-    private init(pms: FakePMS, channels: [any Channel], port: Int, controlPort: Int) {
+    private init(pms: FakePMS, channels: [any Channel], accepted: AcceptedChannels, port: Int, controlPort: Int) {
         self.pms = pms
         self.channels = channels
+        self.accepted = accepted
         self.port = port
         self.controlPort = controlPort
     }
@@ -26,10 +30,12 @@ public final class FakePMSServer: Sendable {
         pms: FakePMS, host: String = "127.0.0.1", port: Int = 0, controlPort: Int = 0,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> FakePMSServer {
+        let accepted = AcceptedChannels()
         let main = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                accepted.add(channel)
+                return channel.eventLoop.makeCompletedFuture {
                     // Built by hand (not configureHTTPServerPipeline with NIO's upgrader): PMS upgrades a
                     // websocket on any request of a keep-alive connection, and nginx pools connections.
                     let encoder = HTTPResponseEncoder()
@@ -54,13 +60,27 @@ public final class FakePMSServer: Sendable {
             }
             .bind(host: host, port: controlPort).get()
         return FakePMSServer(
-            pms: pms, channels: [main, control], port: main.localAddress?.port ?? 0,
+            pms: pms, channels: [main, control], accepted: accepted, port: main.localAddress?.port ?? 0,
             controlPort: control.localAddress?.port ?? 0)
     }
 
     public func shutdown() async {
         for channel in channels { try? await channel.close() }
+        for channel in accepted.all() { try? await channel.close() }
     }
+}
+
+/// The open accepted connections of one server.
+final class AcceptedChannels: Sendable {
+    private let channels = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
+
+    func add(_ channel: any Channel) {
+        let id = ObjectIdentifier(channel)
+        channels.withLockedValue { $0[id] = channel }
+        channel.closeFuture.whenComplete { _ in _ = self.channels.withLockedValue { $0.removeValue(forKey: id) } }
+    }
+
+    func all() -> [any Channel] { channels.withLockedValue { Array($0.values) } }
 }
 
 extension FakeRequest {
@@ -114,6 +134,16 @@ final class FakePMSHandler: ChannelInboundHandler, RemovableChannelHandler {
         let response = pms.handle(FakeRequest(head: head, body: body))
         if response.abortConnection {
             context.close(promise: nil)
+            return
+        }
+        if response.resetConnection {
+            // SO_LINGER with a zero timeout: close sends RST instead of FIN.
+            let channel = context.channel
+            guard let provider = channel as? any SocketOptionProvider else {
+                context.close(promise: nil)
+                return
+            }
+            provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in channel.close(promise: nil) }
             return
         }
         if response.upgradeToWebSocket, let key = head.headers.first(name: "Sec-WebSocket-Key") {

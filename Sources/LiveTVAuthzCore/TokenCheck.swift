@@ -29,6 +29,14 @@ public enum Unavailability: Sendable, Hashable, CustomStringConvertible {
     /// `/library/sections` itself proves anything). Only the `Location` host is kept, never its query.
     case redirect(status: Int, locationHost: String?)
     case connection(String)
+    /// A 2xx whose body is not a MediaContainer: something other than PMS answered (a login page, a
+    /// catch-all proxy), so the status proves nothing.
+    case unexpectedBody
+    /// Too many different tokens are already waiting for PMS: answered at once instead of queueing more.
+    case overloaded(pending: Int)
+
+    /// Every metrics label, for series that start at zero.
+    public static let kinds = ["timeout", "status", "redirect", "connection", "body", "overload"]
 
     /// The metrics label.
     public var kind: String {
@@ -37,6 +45,8 @@ public enum Unavailability: Sendable, Hashable, CustomStringConvertible {
         case .status: return "status"
         case .redirect: return "redirect"
         case .connection: return "connection"
+        case .unexpectedBody: return "body"
+        case .overloaded: return "overload"
         }
     }
 
@@ -46,6 +56,8 @@ public enum Unavailability: Sendable, Hashable, CustomStringConvertible {
         case .status(let code): return "HTTP \(code)"
         case .redirect(let code, let host): return "HTTP \(code) redirect to \(host ?? "an unnamed host"), not followed"
         case .connection(let what): return what
+        case .unexpectedBody: return "a 2xx answer that is not a MediaContainer"
+        case .overloaded(let pending): return "\(pending) validations already waiting for PMS"
         }
     }
 }

@@ -12,7 +12,17 @@ struct PMSIntegrationTests {
         config: FakePMSConfig = FakePMSConfig(), timeout: Duration = .seconds(3),
         _ body: (Guard, FakePMSServer, CapturedLog) async throws -> Void
     ) async throws {
-        let server = try await FakePMSServer.start(pms: FakePMS(config: config))
+        try await Self.withApplication(config: config, timeout: timeout) { application, server, log in
+            try await body(application.guardian, server, log)
+        }
+    }
+
+    /// The whole service graph (real PMS client, abuse threshold 2) against a fake PMS on a loopback port.
+    static func withApplication(
+        config: FakePMSConfig = FakePMSConfig(), timeout: Duration = .seconds(3), port: Int = 0,
+        _ body: (AuthzApplication, FakePMSServer, CapturedLog) async throws -> Void
+    ) async throws {
+        let server = try await FakePMSServer.start(pms: FakePMS(config: config), port: port)
         let log = CapturedLog()
         var configuration = Configuration.testing(owner: config.ownerToken, policy: AbusePolicy(threshold: 2))
         configuration.set(Settings.pmsURL, PMSURL("http://127.0.0.1:\(server.port)")!)
@@ -20,7 +30,7 @@ struct PMSIntegrationTests {
         let application = try AuthzApplication(
             configuration: configuration, dependencies: .testing(clock: SystemClock(), pms: nil, log: log))
         do {
-            try await body(application.guardian, server, log)
+            try await body(application, server, log)
         } catch {
             await application.shutdown()
             await server.shutdown()

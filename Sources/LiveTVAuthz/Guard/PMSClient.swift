@@ -23,12 +23,29 @@ public final class HTTPPMSClient: PMSClient {
     public let timeout: Duration
     private let client: HTTPClient
     private let redirects: RateLimitedLog
+    private let bodies: RateLimitedLog
 
     public init(baseURL: PMSURL, timeout: Duration, client: HTTPClient, logger: Logger) {
         self.baseURL = baseURL
         self.timeout = timeout
         self.client = client
         self.redirects = RateLimitedLog(logger: logger, interval: nil)
+        self.bodies = RateLimitedLog(logger: logger, interval: nil)
+    }
+
+    static let bodyPrefixLength = 512
+
+    /// Whether the start of a `/library/sections` body is PMS's MediaContainer, as JSON
+    /// (`{"MediaContainer":…`) or XML (`<?xml …?>` optional, then `<MediaContainer`).
+    static func isMediaContainer(_ start: [UInt8]) -> Bool {
+        var text = Substring(String(decoding: start, as: UTF8.self))
+        text = text.drop { $0.isWhitespace }
+        if text.hasPrefix("<?xml"), let end = text.range(of: "?>") {
+            text = text[end.upperBound...].drop { $0.isWhitespace }
+        }
+        if text.hasPrefix("<MediaContainer") { return true }
+        guard text.hasPrefix("{") else { return false }
+        return text.dropFirst().drop { $0.isWhitespace }.hasPrefix("\"MediaContainer\"")
     }
 
     public func checkToken(_ token: PlexToken) async -> TokenCheck {
@@ -40,11 +57,21 @@ public final class HTTPPMSClient: PMSClient {
         request.headers.add(name: "X-Plex-Product", value: "plex-livetv-authz")
         do {
             let response = try await client.execute(request, timeout: .nanoseconds(timeout.nanoseconds))
-            // Drain the body so the pooled connection can be reused.
-            for try await _ in response.body {}
+            // Keep the start (to see what answered), drain the rest so the pooled connection can be reused.
+            var start: [UInt8] = []
+            for try await part in response.body where start.count < Self.bodyPrefixLength {
+                start += part.readableBytesView.prefix(Self.bodyPrefixLength - start.count)
+            }
             let status = Int(response.status.code)
             switch status {
-            case 200..<300: return .valid
+            case 200..<300:
+                guard Self.isMediaContainer(start) else {
+                    bodies.warning(
+                        "PMS answered token validation with HTTP \(status) but no MediaContainer: PLEX_URL may point at something other than PMS; tokens stay unproven"
+                    )
+                    return .unavailable(.unexpectedBody)
+                }
+                return .valid
             case 401, 403: return .invalid(status: status)
             case 300..<400:
                 // Elevation-rules §7: only a 2xx from /library/sections itself proves a token. Following the

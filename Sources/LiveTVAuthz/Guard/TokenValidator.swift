@@ -1,6 +1,6 @@
 import Crypto
 import LiveTVAuthzCore
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// What validation answered, whether the answer came from the cache, and until when a valid answer holds.
 public struct TokenValidation: Sendable, Hashable {
@@ -33,6 +33,10 @@ public protocol TokenValidating: Sendable {
 ///   once); its answer is handed to every waiter.
 /// - Invalid answers are not cached here (the per-source cooldown handles repeats); unavailable answers
 ///   are never cached anywhere.
+/// - At most `maximumPending` different tokens wait for PMS at once. A slow or hung PMS plus a client that
+///   invents tokens would otherwise grow the waiting work without bound; past the cap a new token is
+///   answered `unavailable(.overloaded)` at once (never elevated, never counted as abuse), while tokens
+///   already waiting, and every cached one, are unaffected.
 public final class TokenValidator: TokenValidating {
     private struct State {
         /// Expiry and answer (`.valid`, or `explain`'s `.assumedValid`) per token.
@@ -44,19 +48,27 @@ public final class TokenValidator: TokenValidating {
     private let client: any PMSClient
     private let clock: any WallClock
     public let ttl: Duration
-    private let state: Mutex<State>
+    public let maximumPending: Int
+    private let state: NIOLockedValueBox<State>
 
-    public init(client: any PMSClient, clock: any WallClock, ttl: Duration = .seconds(300), capacity: Int = 10_000) {
+    public init(
+        client: any PMSClient, clock: any WallClock, ttl: Duration = .seconds(300), capacity: Int = 10_000,
+        maximumPending: Int = 256
+    ) {
         self.client = client
         self.clock = clock
         self.ttl = ttl
-        self.state = Mutex(State(cache: LRUCache(capacity: capacity)))
+        self.maximumPending = maximumPending
+        self.state = NIOLockedValueBox(State(cache: LRUCache(capacity: capacity)))
     }
 
-    public var cachedTokens: Int { state.withLock { $0.cache.count } }
+    /// Different tokens waiting for PMS right now.
+    public var pendingValidations: Int { state.withLockedValue { $0.inFlight.count } }
+
+    public var cachedTokens: Int { state.withLockedValue { $0.cache.count } }
 
     /// PMS calls made (metrics, tests).
-    public var pmsCalls: Int { state.withLock { $0.pmsCalls } }
+    public var pmsCalls: Int { state.withLockedValue { $0.pmsCalls } }
 
     public func cachedValidation(_ token: PlexToken) -> TokenValidation? {
         cached(TokenKey(token))
@@ -64,7 +76,7 @@ public final class TokenValidator: TokenValidating {
 
     private func cached(_ key: TokenKey) -> TokenValidation? {
         let now = clock.now()
-        return state.withLock { state in
+        return state.withLockedValue { state in
             guard let entry = state.cache.get(key) else { return nil }
             if entry.expiry > now {
                 return TokenValidation(check: entry.check, cacheHit: true, validUntil: entry.expiry)
@@ -78,12 +90,17 @@ public final class TokenValidator: TokenValidating {
         let key = TokenKey(token)
         if let hit = cached(key) { return hit }
         let client = self.client
-        let (task, joined) = state.withLock { state -> (Task<TokenCheck, Never>, Bool) in
+        let limit = maximumPending
+        let waiting = state.withLockedValue { state -> (task: Task<TokenCheck, Never>, joined: Bool)? in
             if let running = state.inFlight[key] { return (running, true) }
+            guard state.inFlight.count < limit else { return nil }
             state.pmsCalls += 1
             let task = Task { await client.checkToken(token) }
             state.inFlight[key] = task
             return (task, false)
+        }
+        guard let (task, joined) = waiting else {
+            return TokenValidation(check: .unavailable(.overloaded(pending: limit)), cacheHit: false)
         }
         let check = await task.value
         let proves = check == .valid || check == .assumedValid
@@ -91,7 +108,7 @@ public final class TokenValidator: TokenValidating {
             return TokenValidation(check: check, cacheHit: false, validUntil: proves ? cachedUntil(key) : nil)
         }
         let expiry = clock.now() + ttl
-        state.withLock { state in
+        state.withLockedValue { state in
             state.inFlight[key] = nil
             if proves { state.cache.set(key, CachedAnswer(expiry: expiry, check: check)) }
         }
@@ -99,13 +116,13 @@ public final class TokenValidator: TokenValidating {
     }
 
     private func cachedUntil(_ key: TokenKey) -> Timestamp? {
-        state.withLock { $0.cache.peek(key)?.expiry }
+        state.withLockedValue { $0.cache.peek(key)?.expiry }
     }
 
     /// Forgets every cached answer (SIGHUP, when the owner token changed: a shared user's access may have
     /// changed with it).
     public func flush() {
-        state.withLock { $0.cache = LRUCache(capacity: $0.cache.capacity) }
+        state.withLockedValue { $0.cache = LRUCache(capacity: $0.cache.capacity) }
     }
 }
 

@@ -1,23 +1,23 @@
 import CoreMetrics
 import LiveTVAuthzCore
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// The service's metrics, through swift-metrics with an explicit factory (the Prometheus registry in
 /// production, a private one in tests). No label ever carries a token, a fingerprint or an address:
 /// labels are rule ids, outcomes and fixed words only.
 public final class ServiceMetrics: Sendable {
     private let factory: any MetricsFactory
-    private let decisions = Mutex<[String: Counter]>([:])
+    private let decisions = NIOLockedValueBox<[String: Counter]>([:])
     public let validationDuration: Timer
     public let cacheHits: Counter
     public let cacheMisses: Counter
     public let cacheEntries: Gauge
     public let activeBlocks: Gauge
-    private let pmsErrors = Mutex<[String: Counter]>([:])
+    private let pmsErrors = NIOLockedValueBox<[String: Counter]>([:])
     public let openConnections: Meter
-    private let responses = Mutex<[String: Counter]>([:])
-    private let refusedConnections = Mutex<[String: Counter]>([:])
-    private let backgroundJobs = Mutex<[String: Counter]>([:])
+    private let responses = NIOLockedValueBox<[String: Counter]>([:])
+    private let refusedConnections = NIOLockedValueBox<[String: Counter]>([:])
+    private let backgroundJobs = NIOLockedValueBox<[String: Counter]>([:])
     public let trackedSessions: Gauge
     /// 1 while PMS answers `/identity` (the readiness rule), else 0.
     public let pmsReady: Gauge
@@ -41,7 +41,7 @@ public final class ServiceMetrics: Sendable {
         pmsReady = Gauge(label: "plexauthz_pms_ready", dimensions: [], factory: factory)
         stateStoreUp = Gauge(label: "plexauthz_state_store_up", dimensions: [], factory: factory)
         // Every known series from the start, at zero: alerts and dashboards see 0, not "no data".
-        for kind in ["timeout", "status", "redirect", "connection"] {
+        for kind in Unavailability.kinds {
             _ = counter(pmsErrors, "plexauthz_pms_errors_total", [("kind", kind)])
         }
         for reason in ["not_allowed", "listener_cap", "peer_cap"] {
@@ -98,11 +98,13 @@ public final class ServiceMetrics: Sendable {
         counter(backgroundJobs, "plexauthz_background_jobs_total", [("job", job), ("result", result)]).increment()
     }
 
-    private func counter(_ cache: borrowing Mutex<[String: Counter]>, _ label: String, _ dimensions: [(String, String)])
+    private func counter(
+        _ cache: borrowing NIOLockedValueBox<[String: Counter]>, _ label: String, _ dimensions: [(String, String)]
+    )
         -> Counter
     {
         let key = dimensions.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
-        return cache.withLock { counters in
+        return cache.withLockedValue { counters in
             if let counter = counters[key] { return counter }
             let counter = Counter(label: label, dimensions: dimensions, factory: factory)
             counters[key] = counter
