@@ -100,6 +100,7 @@ public final class AuthzApplication: Sendable {
                 } catch {
                     throw AuthzApplicationError(description: "\(error)")
                 }
+                stateFile.removeStaleTemporaries(logger: logger)
                 restored = stateFile.load(
                     policy: policy, playback: config.playbackPolicy, now: clock.now(), logger: logger)
                 if !restored.sources.isEmpty || !restored.sessions.isEmpty {
@@ -111,10 +112,8 @@ public final class AuthzApplication: Sendable {
             let writerBox = AbuseStateWriterBox()
             let memory = InMemoryGuardState(
                 blocker: AbuseBlocker(policy: policy, restoring: restored.sources, now: clock.now()),
-                tracker: PlaybackTracker(policy: config.playbackPolicy, restoring: restored.sessions, now: clock.now())
-            ) {
-                writerBox.markDirty()
-            }
+                tracker: PlaybackTracker(policy: config.playbackPolicy, restoring: restored.sessions, now: clock.now()),
+                onChange: { writerBox.markDirty() }, healthy: { writerBox.isHealthy })
             if let stateFile {
                 let writer = AbuseStateWriter(file: stateFile, logger: logger) { memory.snapshot(at: clock.now()) }
                 writerBox.set(writer)

@@ -5,7 +5,6 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
-import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -14,7 +13,11 @@ import Testing
 
 let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent()
-let binaryDirectory = repositoryRoot.appendingPathComponent(".build/debug")
+/// The built `plex-livetv-authz` and `fake-pms`: `.build/debug`, or `PLEXAUTHZ_TEST_BIN_DIR` (the sanitizer
+/// runs point it at their own build, so the processes the tests start are instrumented too).
+let binaryDirectory =
+    ProcessInfo.processInfo.environment["PLEXAUTHZ_TEST_BIN_DIR"].map { URL(fileURLWithPath: $0) }
+    ?? repositoryRoot.appendingPathComponent(".build/debug")
 
 let ownerToken = "ownr0000000000000000"
 let userToken = "user0000000000000000"
@@ -62,6 +65,13 @@ final class ChildProcess: @unchecked Sendable {
         process.waitUntilExit()
     }
 
+    /// SIGKILL: no shutdown work at all, as the OOM killer or a power cut would end it.
+    func killHard() {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
     var log: String { (try? String(contentsOf: output, encoding: .utf8)) ?? "" }
 }
 
@@ -74,11 +84,11 @@ func freePort() throws -> Int {
         ).wait()
         let port = channel.localAddress!.port!
         try channel.close().wait()
-        if handedOutPorts.withLock({ $0.insert(port).inserted }) { return port }
+        if handedOutPorts.withLockedValue({ $0.insert(port).inserted }) { return port }
     }
 }
 
-private let handedOutPorts = Mutex<Set<Int>>([])
+private let handedOutPorts = NIOLockedValueBox<Set<Int>>([])
 
 /// Waits until `check` passes or fails after `timeout`.
 func eventually(_ what: String, timeout: Duration = .seconds(20), _ check: () async -> Bool) async throws {
@@ -179,7 +189,9 @@ struct ClientResponse {
 final class Stack: @unchecked Sendable {
     let directory: URL
     let fake: FakePMSServer
-    let service: ChildProcess
+    private(set) var service: ChildProcess
+    /// How the service was started, for `restartService`.
+    private var serviceArguments: [String] = []
     let frontend: Frontend
     let frontendProcess: ChildProcess
     let frontendPort: Int
@@ -255,6 +267,7 @@ final class Stack: @unchecked Sendable {
         let stack = Stack(
             directory: directory, fake: fake, service: service, frontend: frontend, process: process, port: port,
             serviceTCPPort: sockets.httpPort)
+        stack.serviceArguments = service.process.arguments ?? []
         do {
             try await eventually("\(frontend) on port \(port)") {
                 ((try? await stack.get("/identity")) ?? nil)?.status == 200
@@ -266,6 +279,22 @@ final class Stack: @unchecked Sendable {
         }
         return stack
     }
+
+    /// Starts the service again with the same arguments (after `service.killHard()` or `stop()`), and waits for
+    /// its sockets. The log goes on in the same file's directory as `service-<n>.log`.
+    func restartService() async throws {
+        if service.isRunning { await service.stop() }
+        restarts += 1
+        service = try ChildProcess(
+            binaryDirectory.appendingPathComponent("plex-livetv-authz").path, serviceArguments,
+            output: directory.appendingPathComponent("service-\(restarts).log"))
+        // Every listener logs once it is bound (two HTTP, two gRPC).
+        try await eventually("the restarted service's listeners") {
+            service.log.components(separatedBy: "listening on").count - 1 >= 4
+        }
+    }
+
+    private var restarts = 0
 
     func stop() async {
         try? await client.shutdown()

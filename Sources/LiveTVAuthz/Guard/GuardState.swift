@@ -1,5 +1,5 @@
 import LiveTVAuthzCore
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// The guard's memory of abuse: failure windows, blocks and cooldowns, keyed by fingerprints.
 ///
@@ -44,52 +44,57 @@ extension GuardStateStore {
 /// The in-memory store: the pure `AbuseBlocker` and `PlaybackTracker` behind mutexes. `onChange` is
 /// called after every change that should reach the state file (the writer coalesces the calls).
 public final class InMemoryGuardState: GuardStateStore {
-    private let blocker: Mutex<AbuseBlocker>
-    private let tracker: Mutex<PlaybackTracker>
+    private let blocker: NIOLockedValueBox<AbuseBlocker>
+    private let tracker: NIOLockedValueBox<PlaybackTracker>
     private let onChange: @Sendable () -> Void
+    private let healthy: @Sendable () -> Bool
 
+    /// `healthy`: whether the state file (if any) is being written (`/readyz/state`, `plexauthz_state_store_up`).
     public init(
         blocker: AbuseBlocker, tracker: PlaybackTracker = PlaybackTracker(policy: PlaybackPolicy()),
-        onChange: @escaping @Sendable () -> Void = {}
+        onChange: @escaping @Sendable () -> Void = {}, healthy: @escaping @Sendable () -> Bool = { true }
     ) {
-        self.blocker = Mutex(blocker)
-        self.tracker = Mutex(tracker)
+        self.blocker = NIOLockedValueBox(blocker)
+        self.tracker = NIOLockedValueBox(tracker)
+        self.healthy = healthy
         self.onChange = onChange
     }
 
+    public var isHealthy: Bool { healthy() }
+
     public func isBlocked(source: String, at now: Timestamp) -> Bool {
-        blocker.withLock { $0.isBlocked(source, at: now) }
+        blocker.withLockedValue { $0.isBlocked(source, at: now) }
     }
 
     public func isCoolingDown(source: String, token: String, at now: Timestamp) -> Bool {
-        blocker.withLock { $0.isCoolingDown(source: source, token: token, at: now) }
+        blocker.withLockedValue { $0.isCoolingDown(source: source, token: token, at: now) }
     }
 
     public func recordFailure(
         source: String, at now: Timestamp, onBlock: @escaping @Sendable (Int, Timestamp) -> Void
     ) {
-        let outcome = blocker.withLock { $0.recordFailure(source: source, at: now) }
+        let outcome = blocker.withLockedValue { $0.recordFailure(source: source, at: now) }
         if outcome != .alreadyBlocked { onChange() }
         if case .blocked(let failures, let until) = outcome { onBlock(failures, until) }
     }
 
     public func recordDenial(source: String, token: String, at now: Timestamp) {
-        blocker.withLock { $0.recordDenial(source: source, token: token, at: now) }
+        blocker.withLockedValue { $0.recordDenial(source: source, token: token, at: now) }
     }
 
     public func activeBlocks(at now: Timestamp) -> Int {
-        blocker.withLock { $0.activeBlocks(at: now) }
+        blocker.withLockedValue { $0.activeBlocks(at: now) }
     }
 
     public func trackedSession(named probes: Set<PlaybackKey>, at now: Timestamp) -> TrackedSession? {
         guard !probes.isEmpty else { return nil }
-        return tracker.withLock { $0.session(named: probes, at: now) }
+        return tracker.withLockedValue { $0.session(named: probes, at: now) }
     }
 
     public func startTracking(
         source: String, userToken: String, keys: Set<PlaybackKey>, provenUntil: Timestamp, at now: Timestamp
     ) {
-        tracker.withLock {
+        tracker.withLockedValue {
             _ = $0.start(source: source, userToken: userToken, keys: keys, provenUntil: provenUntil, at: now)
         }
         onChange()
@@ -99,7 +104,7 @@ public final class InMemoryGuardState: GuardStateStore {
         _ id: String, learning keys: Set<PlaybackKey>, provenUntil: Timestamp?, at now: Timestamp
     ) {
         // Seen-time alone is not worth a state-file write; new keys are.
-        let learnt = tracker.withLock { tracker -> Bool in
+        let learnt = tracker.withLockedValue { tracker -> Bool in
             let before = tracker.sessions[id]?.keys.count
             tracker.touch(id, learning: keys, provenUntil: provenUntil, at: now)
             return tracker.sessions[id]?.keys.count != before
@@ -108,19 +113,19 @@ public final class InMemoryGuardState: GuardStateStore {
     }
 
     public func endTracking(_ id: String) {
-        tracker.withLock { $0.remove(id) }
+        tracker.withLockedValue { $0.remove(id) }
         onChange()
     }
 
     public func trackedSessions(at now: Timestamp) -> Int {
-        tracker.withLock { tracker in
+        tracker.withLockedValue { tracker in
             tracker.prune(now: now)
             return tracker.sessions.count
         }
     }
 
     public func forget(source: String?) -> Int {
-        let count = blocker.withLock { blocker in
+        let count = blocker.withLockedValue { blocker in
             if let source { return blocker.forget(source) ? 1 : 0 }
             return blocker.forgetAll()
         }
@@ -131,31 +136,31 @@ public final class InMemoryGuardState: GuardStateStore {
     // MARK: A shared store's mirror (changes other replicas announced)
 
     public func mirror(source: String, record: SourceRecord, at now: Timestamp) {
-        blocker.withLock { $0.apply(source, record, now: now) }
+        blocker.withLockedValue { $0.apply(source, record, now: now) }
     }
 
     public func mirror(cooldown source: String, token: String, until: Timestamp) {
-        blocker.withLock { $0.applyCooldown(source: source, token: token, until: until) }
+        blocker.withLockedValue { $0.applyCooldown(source: source, token: token, until: until) }
     }
 
     public func mirror(session: TrackedSession) {
-        tracker.withLock { $0.apply(session) }
+        tracker.withLockedValue { $0.apply(session) }
     }
 
     public func cooldownEnd(source: String, token: String) -> Timestamp? {
-        blocker.withLock { $0.cooldownEnd(source: source, token: token) }
+        blocker.withLockedValue { $0.cooldownEnd(source: source, token: token) }
     }
 
     public func session(id: String) -> TrackedSession? {
-        tracker.withLock { $0.sessions[id] }
+        tracker.withLockedValue { $0.sessions[id] }
     }
 
     public func snapshot(at now: Timestamp) -> GuardSnapshot {
-        let sources = blocker.withLock { blocker in
+        let sources = blocker.withLockedValue { blocker in
             blocker.prune(now: now)
             return blocker.sources
         }
-        let sessions = tracker.withLock { tracker in
+        let sessions = tracker.withLockedValue { tracker in
             tracker.prune(now: now)
             return tracker.sessions.values.sorted { $0.id < $1.id }
         }

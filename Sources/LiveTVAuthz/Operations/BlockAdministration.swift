@@ -105,7 +105,10 @@ public final class StateFileLock: Sendable {
         if !directory.isEmpty, mkdir(directory, 0o700) != 0, errno != EEXIST {
             throw AbuseStateFile.StateFileError.system("cannot create \(directory)", errno)
         }
-        let descriptor = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        // Read-only is enough for flock, and holds no file open for writing: a file system remounted
+        // read-only under the service stays remountable, and an existing lock file works on one.
+        var descriptor = open(path, O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        if descriptor < 0, errno == EROFS { descriptor = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) }
         guard descriptor >= 0 else { throw AbuseStateFile.StateFileError.system("cannot open \(path)", errno) }
         guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
             let code = errno

@@ -103,6 +103,24 @@ public struct AbuseStateFile: Sendable {
                 }))
     }
 
+    /// Removes temporary files a killed writer left next to the state file (`.<name>.tmp-<pid>-<n>`); the
+    /// number removed. Call only while holding the state file's lock: then no other writer exists.
+    @discardableResult
+    public func removeStaleTemporaries(logger: Logger) -> Int {
+        let directory =
+            (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
+        let prefix = ".\((path as NSString).lastPathComponent).tmp-"
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        var removed = 0
+        for name in names where name.hasPrefix(prefix) {
+            if unlink("\(directory)/\(name)") == 0 { removed += 1 }
+        }
+        if removed > 0 {
+            logger.notice("removed \(removed) temporary state file(s) left by an interrupted write in \(directory)")
+        }
+        return removed
+    }
+
     /// Writes the records atomically.
     public func write(_ snapshot: GuardSnapshot) throws {
         let directory =

@@ -1,6 +1,6 @@
 import LiveTVAuthzCore
 import Logging
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Writes the abuse state off the request path: every change only marks the state dirty; one loop writes
 /// at most one file at a time and always the latest state. `finish()` then awaiting `run()` flushes.
@@ -10,6 +10,9 @@ public final class AbuseStateWriter: Sendable {
     private let logger: Logger
     private let stream: AsyncStream<Void>
     private let continuation: AsyncStream<Void>.Continuation
+    private let healthy = NIOLockedValueBox(true)
+    /// When a write failure was last logged: at most once a minute while failures go on.
+    private let lastFailureLog = NIOLockedValueBox<ContinuousClock.Instant?>(nil)
 
     public init(file: AbuseStateFile, logger: Logger, snapshot: @escaping @Sendable () async -> GuardSnapshot) {
         self.file = file
@@ -17,6 +20,9 @@ public final class AbuseStateWriter: Sendable {
         self.logger = logger
         (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
+
+    /// Whether the last write succeeded (a read-only or full disk makes it false until one does).
+    public var isHealthy: Bool { healthy.withLockedValue { $0 } }
 
     /// Cheap and non-blocking: called on the request path after a change.
     public func markDirty() {
@@ -37,12 +43,32 @@ public final class AbuseStateWriter: Sendable {
     }
 
     /// Writes the current state now.
+    /// Writes the current state now. A failure never stops decisions: blocks go on in memory, the failure
+    /// is logged (then at most once a minute while it lasts), and the first write that works again says so.
     public func writeNow() async {
         let records = await snapshot()
         do {
             try file.write(records)
+            if healthy.withLockedValue({ state in
+                defer { state = true }
+                return !state
+            }) {
+                lastFailureLog.withLockedValue { $0 = nil }
+                logger.notice("abuse state file \(file.path) written again; blocks are persistent again")
+            }
         } catch {
-            logger.error("cannot write abuse state file: \(error)")
+            healthy.withLockedValue { $0 = false }
+            let now = ContinuousClock.now
+            let due = lastFailureLog.withLockedValue { last in
+                guard last.map({ now - $0 >= .seconds(60) }) ?? true else { return false }
+                last = now
+                return true
+            }
+            if due {
+                logger.error(
+                    "cannot write abuse state file: \(error); decisions go on, blocks are kept in memory only until a write succeeds (repeated at most once a minute)"
+                )
+            }
         }
     }
 }
@@ -50,11 +76,14 @@ public final class AbuseStateWriter: Sendable {
 /// Lets the in-memory state's change callback reach the writer created after it (the writer needs the
 /// state for its snapshots, the state needs the writer to mark it dirty).
 public final class AbuseStateWriterBox: Sendable {
-    private let writer = Mutex<AbuseStateWriter?>(nil)
+    private let writer = NIOLockedValueBox<AbuseStateWriter?>(nil)
 
     public init() {}
 
-    public func set(_ value: AbuseStateWriter) { writer.withLock { $0 = value } }
+    public func set(_ value: AbuseStateWriter) { writer.withLockedValue { $0 = value } }
 
-    public func markDirty() { writer.withLock { $0 }?.markDirty() }
+    public func markDirty() { writer.withLockedValue { $0 }?.markDirty() }
+
+    /// The writer's health (healthy when there is no writer).
+    public var isHealthy: Bool { writer.withLockedValue { $0 }?.isHealthy ?? true }
 }
