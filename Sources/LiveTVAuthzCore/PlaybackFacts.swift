@@ -111,6 +111,14 @@ public struct PlaybackFacts: Sendable, Hashable {
             return PlaybackFacts(kind: .transcodeMedia, request: request, probes: [key])
         }
         if keepAlivePaths.contains(where: { path.elementsEqual($0) }) {
+            // [hardened] A keep-alive that names library content (`key=/library/…`) is library playback
+            // from the same client (it shares the client identifier with its Live TV session): never tracked.
+            let query = request.target.query
+            let namesLibrary = query.components.contains { component in
+                query.nameEquals(component, Array("key".utf8))
+                    && query.decodedValue(component).hasBytePrefix(Array("/library/".utf8))
+            }
+            if namesLibrary { return nil }
             let stopped = request.target.query.components.contains { component in
                 request.target.query.nameEquals(component, Array("state".utf8))
                     && request.target.query.decodedValue(component).elementsEqual("stopped".utf8)

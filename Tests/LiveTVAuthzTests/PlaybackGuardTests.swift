@@ -50,6 +50,22 @@ struct PlaybackGuardTests {
         #expect(h.log.outcomes().allSatisfy { $0 == "elevated_live_tv" })
     }
 
+    @Test func aLibraryTimelineFromTheSameClientIsNeverTrackedElevated() async {
+        let h = Harness(pms: ScriptedPMS([userValue: .valid]))
+        await startWatching(h)
+        // Plex Web plays a library item in the same tab: same client and session identifiers, library key.
+        let library = await h.decide(
+            "/:/timeline?ratingKey=5123&key=%2Flibrary%2Fmetadata%2F5123&state=playing&X-Plex-Session-Identifier=s1&X-Plex-Client-Identifier=dev1&X-Plex-Token=\(userValue)"
+        )
+        #expect(!library.elevate && library.rule == .none, "\(library.rule)")
+        #expect(library.upstreamToken?.value == userValue)
+        // The Live TV timeline of the same session still is.
+        let live = await h.decide(
+            "/:/timeline?key=%2Flivetv%2Fsessions%2F\(uuid)&state=playing&X-Plex-Client-Identifier=dev1&X-Plex-Token=\(userValue)"
+        )
+        #expect(live.elevate && live.rule == .trackedTimeline)
+    }
+
     @Test func anotherSourceOrAnotherTokenGetsAMismatchThatCounts() async {
         let h = Harness(pms: ScriptedPMS([userValue: .valid, secondUser: .valid]))
         await startWatching(h)
