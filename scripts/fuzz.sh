@@ -40,12 +40,19 @@ for target in "${TARGETS[@]}"; do
     echo "fuzzing $target for ${SECONDS_EACH}s from $(ls "$corpus" | wc -l) corpus input(s)..."
     log=.build-fuzz/$target.log
     status=0
-    .build-fuzz/debug/"$target" "$work" -max_total_time="$SECONDS_EACH" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
+    # Swift's backtracer reads its own stack in ways ASan reports; libFuzzer's report is the one wanted.
+    SWIFT_BACKTRACE=enable=no .build-fuzz/debug/"$target" "$work" -max_total_time="$SECONDS_EACH" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
         -print_final_stats=1 -artifact_prefix=.build-fuzz/artifacts/"$target"- >"$log" 2>&1 || status=$?
     grep -E "^(#[0-9]+ *DONE|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==ERROR|SUMMARY|artifact_prefix)|Precondition failed|Fatal error" "$log" || true
     [ "$status" -eq 0 ] || { echo "FAIL: $target crashed or hung (log $log); input saved under .build-fuzz/artifacts"; exit 1; }
-    done_line=$(grep -E "^#[0-9]+ *DONE" "$log" | tail -1)
-    summary+=("$target: ${SECONDS_EACH}s, $(echo "$done_line" | sed -E 's/^#([0-9]+) *DONE *cov: ([0-9]+) ft: ([0-9]+).*exec\/s: ([0-9]+) rss: ([0-9]+Mb).*/\1 executions, \4\/s, coverage \2 edges, \3 features, peak \5/')")
+    # The last status line carries the coverage; the final stats the executions.
+    status_line=$(grep -E "^#[0-9]+.*cov: " "$log" | tail -1 || true)
+    cov=$(echo "$status_line" | sed -E 's/.*cov: ([0-9]+).*/\1/')
+    ft=$(echo "$status_line" | sed -E 's/.*ft: ([0-9]+).*/\1/')
+    runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+    rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
+    rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log")
+    summary+=("$target: ${SECONDS_EACH} s, ${runs:-?} executions (${rate:-?}/s), coverage ${cov:-?} edges / ${ft:-?} features, peak ${rss:-?} MB, corpus $(ls "$work" | wc -l) inputs")
     if [ "$MERGE" = 1 ]; then
         .build-fuzz/debug/"$target" -merge=1 "$corpus" "$work" 2>&1 | grep -E "MERGE-OUTER: [0-9]+ new files" || true
     fi

@@ -23,7 +23,7 @@ for sanitizer in "${SANITIZERS[@]}"; do
     # Leak reports are left out: the Swift runtime and NIO's singletons keep memory until exit by design.
     TSAN_OPTIONS="log_path=$reports/report second_deadlock_stack=1 suppressions=$PWD/scripts/tsan-suppressions.txt ${TSAN_OPTIONS:-}" \
         ASAN_OPTIONS="log_path=$reports/report detect_leaks=0 ${ASAN_OPTIONS:-}" \
-        PLEXAUTHZ_TEST_BIN_DIR="$PWD/$scratch/debug" \
+        PLEXAUTHZ_TEST_BIN_DIR="$PWD/$scratch/debug" PLEXAUTHZ_SANITIZER="$sanitizer" \
         swift test --skip-build --scratch-path "$scratch" >"$scratch/test.log" 2>&1 || status=$?
     grep -E "✘|Test run with" "$scratch/test.log" | cut -c1-400 | head -n 40 || true
     echo "== $sanitizer: build $((built - start)) s, tests $(($(date +%s) - built)) s"

