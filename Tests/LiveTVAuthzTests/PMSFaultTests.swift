@@ -131,6 +131,27 @@ struct PMSFaultTests {
         }
     }
 
+    /// A guide grid opens dozens of requests with a token nobody has validated yet: one PMS call for all.
+    @Test func aThousandConcurrentRequestsWithOneNewTokenCostOnePMSValidation() async throws {
+        var config = FakePMSConfig()
+        config.validationDelayMs = 100
+        try await PMSIntegrationTests.withApplication(config: config) { application, server, _ in
+            let started = ContinuousClock.now
+            let decisions = await withTaskGroup(of: AuthzDecision.self) { group in
+                for index in 0..<1_000 {
+                    let request = request(config.userToken, source: "10.2.\(index / 250).\(index % 250 + 1)")
+                    group.addTask { await application.guardian.decide(request) }
+                }
+                return await group.reduce(into: [AuthzDecision]()) { $0.append($1) }
+            }
+            let elapsed = ContinuousClock.now - started
+            #expect(decisions.count == 1_000 && decisions.allSatisfy(\.elevate))
+            #expect(server.pms.requests(path: "/library/sections").count == 1)
+            #expect(application.validator.pmsCalls == 1)
+            print("cold validation: 1,000 concurrent requests, one new token, PMS 100 ms: 1 PMS call, last answer after \(elapsed)")
+        }
+    }
+
     @Test func pmsRestartingUnderLoadNeverElevatesUnprovenTokensAndRecovers() async throws {
         try await PMSIntegrationTests.withApplication { application, server, log in
             let port = server.port
