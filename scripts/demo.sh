@@ -38,34 +38,7 @@ remember $!
 for _ in $(seq 100); do [ -S "$DEMO/authz.sock" ] && break; sleep 0.05; done
 
 # 3. nginx with the shipped frontends/nginx files, on a free loopback port.
-NGINX_PORT=$(free_port)
-cp frontends/nginx/plexauthz-proxy.conf "$DEMO/plexauthz-proxy.conf"
-sed -e "s|listen 32401;|listen 127.0.0.1:$NGINX_PORT;|" \
-    -e "s|server 127.0.0.1:32400;|server 127.0.0.1:$PMS_PORT;|" \
-    -e "s|server unix:/run/plex-livetv-authz/authz.sock;|server unix:$DEMO/authz.sock;|" \
-    -e "s|/etc/nginx/snippets/plexauthz-proxy.conf|$DEMO/plexauthz-proxy.conf|" \
-    frontends/nginx/plex-livetv.conf >"$DEMO/plex-livetv.conf"
-USER_LINE=""
-[ "$(id -u)" -eq 0 ] && USER_LINE="user root root;"
-cat >"$DEMO/nginx.conf" <<CONF
-$USER_LINE
-worker_processes 1;
-pid $DEMO/nginx.pid;
-error_log $DEMO/nginx-error.log;
-events { worker_connections 256; }
-http {
-    access_log $DEMO/nginx-access.log;
-    client_body_temp_path $DEMO/client_body;
-    proxy_temp_path $DEMO/proxy;
-    fastcgi_temp_path $DEMO/fastcgi;
-    uwsgi_temp_path $DEMO/uwsgi;
-    scgi_temp_path $DEMO/scgi;
-    include $DEMO/plex-livetv.conf;
-}
-CONF
-"$NGINX" -p "$DEMO" -c "$DEMO/nginx.conf" -g 'daemon off;' 2>"$DEMO/nginx.out" &
-remember $!
-for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/identity" && break; sleep 0.05; done
+start_nginx "$NGINX" "$DEMO" "$DEMO/authz.sock" "$PMS_PORT"
 
 FRONT="http://127.0.0.1:$NGINX_PORT"
 upstream() { # what the fake Plex server received last on a path

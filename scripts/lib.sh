@@ -35,3 +35,37 @@ start_fake_pms() {
 
 # write_secret FILE VALUE: a 0600 file holding VALUE.
 write_secret() { (umask 077 && echo "$2" >"$1"); }
+
+# start_nginx NGINX WORK_DIR AUTHZ_SOCKET PMS_PORT: nginx (one worker) with the shipped frontends/nginx files
+# on a free loopback port, everything under WORK_DIR; sets NGINX_PORT.
+start_nginx() {
+    local nginx=$1 work=$2 socket=$3 pms_port=$4
+    NGINX_PORT=$(free_port)
+    cp frontends/nginx/plexauthz-proxy.conf "$work/plexauthz-proxy.conf"
+    sed -e "s|listen 32401;|listen 127.0.0.1:$NGINX_PORT;|" \
+        -e "s|server 127.0.0.1:32400;|server 127.0.0.1:$pms_port;|" \
+        -e "s|server unix:/run/plex-livetv-authz/authz.sock;|server unix:$socket;|" \
+        -e "s|/etc/nginx/snippets/plexauthz-proxy.conf|$work/plexauthz-proxy.conf|" \
+        frontends/nginx/plex-livetv.conf >"$work/plex-livetv.conf"
+    USER_LINE=""
+    [ "$(id -u)" -eq 0 ] && USER_LINE="user root root;"
+    cat >"$work/nginx.conf" <<CONF
+$USER_LINE
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events { worker_connections ${NGINX_WORKER_CONNECTIONS:-256}; }
+http {
+    access_log $work/nginx-access.log;
+    client_body_temp_path $work/client_body;
+    proxy_temp_path $work/proxy;
+    fastcgi_temp_path $work/fastcgi;
+    uwsgi_temp_path $work/uwsgi;
+    scgi_temp_path $work/scgi;
+    include $work/plex-livetv.conf;
+}
+CONF
+    "$nginx" -p "$work" -c "$work/nginx.conf" -g 'daemon off;' 2>"$work/nginx.out" &
+    remember $!
+    for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/identity" && break; sleep 0.05; done
+}
