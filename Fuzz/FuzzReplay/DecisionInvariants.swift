@@ -22,7 +22,8 @@ public enum DecisionInvariants {
         let upstream = decision.upstreamTarget
         // The service never adds the owner token to a target (a client that sends its bytes itself gets them back).
         precondition(
-            !upstream.contains(owner.value) || wire.contains(owner.value), "the owner token was put in the upstream target")
+            !upstream.contains(owner.value) || wire.contains(owner.value),
+            "the owner token was put in the upstream target")
         precondition(
             !upstream.utf8.contains { $0 == 0x0D || $0 == 0x0A || $0 == 0x00 }, "CR, LF or NUL in the upstream target")
         if let token = decision.upstreamToken {

@@ -106,7 +106,9 @@ func eventually(_ what: String, timeout: Duration = .seconds(20), _ check: () as
 }
 
 /// Sends raw bytes over TCP and returns everything read until the peer closes or `readFor` passes.
-func rawExchange(port: Int, _ bytes: [UInt8], readFor: Duration = .milliseconds(800)) async throws -> [UInt8] {
+func rawExchange(
+    port: Int, _ bytes: [UInt8], readFor: Duration = sanitizer == nil ? .milliseconds(800) : .seconds(8)
+) async throws -> [UInt8] {
     let collected = NIOLockedValueBox<[UInt8]>([])
     let closed = MultiThreadedEventLoopGroup.singleton.any().makePromise(of: Void.self)
     let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)

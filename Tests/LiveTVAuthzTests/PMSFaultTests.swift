@@ -148,7 +148,9 @@ struct PMSFaultTests {
             #expect(decisions.count == 1_000 && decisions.allSatisfy(\.elevate))
             #expect(server.pms.requests(path: "/library/sections").count == 1)
             #expect(application.validator.pmsCalls == 1)
-            print("cold validation: 1,000 concurrent requests, one new token, PMS 100 ms: 1 PMS call, last answer after \(elapsed)")
+            print(
+                "cold validation: 1,000 concurrent requests, one new token, PMS 100 ms: 1 PMS call, last answer after \(elapsed)"
+            )
         }
     }
 
@@ -176,7 +178,10 @@ struct PMSFaultTests {
                     }
                 }
             }
-            try await Task.sleep(for: .milliseconds(300))
+            // The valid token proven (and cached) before PMS goes away: no validation of it is in flight.
+            for _ in 0..<500 where !seen.withLockedValue({ $0["up", default: []].contains("user:elevated") }) {
+                try await Task.sleep(for: .milliseconds(20))
+            }
             await server.shutdown()
             // A restarted PMS may have changed who has access: the cache is flushed (SIGHUP does the same).
             application.validator.flush()
@@ -199,7 +204,7 @@ struct PMSFaultTests {
             let down = byPhase["down", default: []]
             let after = byPhase["back", default: []]
             // Decisions that started while PMS was down: the flushed token can only be unavailable.
-            #expect(!down.isEmpty && after.count > 10)
+            #expect(!down.isEmpty && !after.isEmpty)
             #expect(!down.contains("user:elevated"), "\(Set(down).sorted())")
             #expect(down.contains("user:deny_validation_unavailable"), "\(Set(down).sorted())")
             // The valid token is never refused or called invalid, an invented one never elevated; the valid one
