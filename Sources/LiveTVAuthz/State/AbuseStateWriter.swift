@@ -13,8 +13,14 @@ public final class AbuseStateWriter: Sendable {
     private let healthy = NIOLockedValueBox(true)
     /// When a write failure was last logged: at most once a minute while failures go on.
     private let lastFailureLog = NIOLockedValueBox<ContinuousClock.Instant?>(nil)
+    /// How soon a failed write is tried again when nothing else changes.
+    public let retryInterval: Duration
 
-    public init(file: AbuseStateFile, logger: Logger, snapshot: @escaping @Sendable () async -> GuardSnapshot) {
+    public init(
+        file: AbuseStateFile, logger: Logger, retryInterval: Duration = .seconds(5),
+        snapshot: @escaping @Sendable () async -> GuardSnapshot
+    ) {
+        self.retryInterval = retryInterval
         self.file = file
         self.snapshot = snapshot
         self.logger = logger
@@ -42,9 +48,9 @@ public final class AbuseStateWriter: Sendable {
         await writeNow()
     }
 
-    /// Writes the current state now.
     /// Writes the current state now. A failure never stops decisions: blocks go on in memory, the failure
-    /// is logged (then at most once a minute while it lasts), and the first write that works again says so.
+    /// is logged (then at most once a minute while it lasts), the write is retried every `retryInterval`
+    /// even when nothing changes, and the first write that works again says so.
     public func writeNow() async {
         let records = await snapshot()
         do {
@@ -66,8 +72,14 @@ public final class AbuseStateWriter: Sendable {
             }
             if due {
                 logger.error(
-                    "cannot write abuse state file: \(error); decisions go on, blocks are kept in memory only until a write succeeds (repeated at most once a minute)"
+                    "cannot write abuse state file: \(error); decisions go on, blocks are kept in memory only until a write succeeds (retried every \(GoDuration.format(retryInterval)), logged at most once a minute)"
                 )
+            }
+            // The disk may recover while nothing changes: try again (a no-op once finish() was called).
+            let interval = retryInterval
+            Task { [self] in
+                try? await Task.sleep(for: interval)
+                markDirty()
             }
         }
     }
