@@ -79,7 +79,7 @@ struct PropertyTests {
         let classifier = LiveTVClassifier(mode: mode, references: LiveTVReferenceMatcher(machineIdentifier: "m"))
         var elevated = 0
         for index in 0..<20_000 / sanitizerDivisor {
-            if index % 2_000 == 0 { await Task.yield() }
+            if index % 200 == 0 { await Task.yield() }
             let request = generator.request()
             let classification = classifier.classify(request)
             let decision = AuthzDecision.assumingValidToken(classification, ownerToken: RequestGenerator.owner)

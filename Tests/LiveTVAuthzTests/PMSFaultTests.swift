@@ -165,9 +165,12 @@ struct PMSFaultTests {
                         group.addTask {
                             let token = worker % 2 == 0 ? Self.config.userToken : "made-up-token-00000\(worker)"
                             while !Task.isCancelled {
-                                let now = phase.withLockedValue { $0 }
+                                let began = phase.withLockedValue { $0 }
                                 let decision = await application.guardian.decide(
                                     request(token, source: "198.51.100.\(worker + 1)"))
+                                // Labelled by the phase it began and ended in: "down" means PMS was away throughout.
+                                let ended = phase.withLockedValue { $0 }
+                                let now = began == ended ? began : "\(began)-\(ended)"
                                 let who = worker % 2 == 0 ? "user" : "invented"
                                 let label =
                                     "\(who):" + (decision.elevate ? "elevated" : decision.outcome?.rawValue ?? "none")
@@ -187,6 +190,7 @@ struct PMSFaultTests {
             application.validator.flush()
             phase.withLockedValue { $0 = "down" }
             try await Task.sleep(for: .milliseconds(600))
+            phase.withLockedValue { $0 = "restarting" }
             // Its port may be briefly taken by another suite's outgoing connection: retry as a restarting PMS would.
             var restarted: FakePMSServer?
             for _ in 0..<50 where restarted == nil {
