@@ -189,7 +189,12 @@ struct PMSFaultTests {
             // A restarted PMS may have changed who has access: the cache is flushed (SIGHUP does the same).
             application.validator.flush()
             phase.withLockedValue { $0 = "down" }
+            // Down until some decisions of the valid token began and ended while PMS was away (on a loaded
+            // machine an unavailable validation can take most of a second).
             try await Task.sleep(for: .milliseconds(600))
+            for _ in 0..<500 where !seen.withLockedValue({ $0["down", default: []].contains { $0.hasPrefix("user:") } }) {
+                try await Task.sleep(for: .milliseconds(20))
+            }
             phase.withLockedValue { $0 = "restarting" }
             // Its port may be briefly taken by another suite's outgoing connection: retry as a restarting PMS would.
             var restarted: FakePMSServer?
