@@ -101,8 +101,8 @@ public final class StateFileLock: Sendable {
     /// Takes the lock (`<state file>.lock`, `flock`), or throws when another process holds it.
     public init(stateFile: String) throws(AbuseStateFile.StateFileError) {
         path = stateFile + ".lock"
-        let directory = (stateFile as NSString).deletingLastPathComponent
-        if !directory.isEmpty, mkdir(directory, 0o700) != 0, errno != EEXIST {
+        let directory = AbuseStateFile(path: stateFile).directory
+        if mkdir(directory, 0o700) != 0, errno != EEXIST {
             throw AbuseStateFile.StateFileError.system("cannot create \(directory)", errno)
         }
         // Read-only is enough for flock, and holds no file open for writing: a file system remounted

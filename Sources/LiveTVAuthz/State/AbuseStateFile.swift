@@ -103,13 +103,20 @@ public struct AbuseStateFile: Sendable {
                 }))
     }
 
+    /// The folder the file lives in (`.` for a bare name).
+    var directory: String {
+        let folder = (path as NSString).deletingLastPathComponent
+        return folder.isEmpty ? "." : folder
+    }
+
+    /// The name every temporary file of a write starts with (`.<name>.tmp-`), next to the file.
+    var temporaryPrefix: String { ".\((path as NSString).lastPathComponent).tmp-" }
+
     /// Removes temporary files a killed writer left next to the state file (`.<name>.tmp-<pid>-<n>`); the
     /// number removed. Call only while holding the state file's lock: then no other writer exists.
     @discardableResult
     public func removeStaleTemporaries(logger: Logger) -> Int {
-        let directory =
-            (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
-        let prefix = ".\((path as NSString).lastPathComponent).tmp-"
+        let prefix = temporaryPrefix
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         var removed = 0
         for name in names where name.hasPrefix(prefix) {
@@ -123,9 +130,6 @@ public struct AbuseStateFile: Sendable {
 
     /// Writes the records atomically.
     public func write(_ snapshot: GuardSnapshot) throws {
-        let directory =
-            (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
-        let name = (path as NSString).lastPathComponent
         if mkdir(directory, 0o700) != 0, errno != EEXIST {
             throw StateFileError.system("cannot create \(directory)", errno)
         }
@@ -133,7 +137,7 @@ public struct AbuseStateFile: Sendable {
         if lstat(path, &status) == 0, (status.st_mode & S_IFMT) == S_IFLNK {
             throw StateFileError.symlink(path)
         }
-        let temporary = "\(directory)/.\(name).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let temporary = "\(directory)/\(temporaryPrefix)\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { throw StateFileError.system("cannot create \(temporary)", errno) }
         let data = GuardStateCodec.encode(snapshot)

@@ -11,8 +11,9 @@ public final class AbuseStateWriter: Sendable {
     private let stream: AsyncStream<Void>
     private let continuation: AsyncStream<Void>.Continuation
     private let healthy = NIOLockedValueBox(true)
-    /// When a write failure was last logged: at most once a minute while failures go on.
-    private let lastFailureLog = NIOLockedValueBox<ContinuousClock.Instant?>(nil)
+    /// Write failures: at most once a minute while they go on (their text names a new temporary file each time).
+    private let failures: RateLimitedLog
+    private static let failureKey = "state-write"
     /// How soon a failed write is tried again when nothing else changes.
     public let retryInterval: Duration
 
@@ -21,6 +22,7 @@ public final class AbuseStateWriter: Sendable {
         snapshot: @escaping @Sendable () async -> GuardSnapshot
     ) {
         self.retryInterval = retryInterval
+        self.failures = RateLimitedLog(logger: logger, interval: .seconds(60))
         self.file = file
         self.snapshot = snapshot
         self.logger = logger
@@ -59,22 +61,14 @@ public final class AbuseStateWriter: Sendable {
                 defer { state = true }
                 return !state
             }) {
-                lastFailureLog.withLockedValue { $0 = nil }
+                failures.forget(Self.failureKey)
                 logger.notice("abuse state file \(file.path) written again; blocks are persistent again")
             }
         } catch {
             healthy.withLockedValue { $0 = false }
-            let now = ContinuousClock.now
-            let due = lastFailureLog.withLockedValue { last in
-                guard last.map({ now - $0 >= .seconds(60) }) ?? true else { return false }
-                last = now
-                return true
-            }
-            if due {
-                logger.error(
-                    "cannot write abuse state file: \(error); decisions go on, blocks are kept in memory only until a write succeeds (retried every \(GoDuration.format(retryInterval)), logged at most once a minute)"
-                )
-            }
+            failures.error(
+                "cannot write abuse state file: \(error); decisions go on, blocks are kept in memory only until a write succeeds (retried every \(GoDuration.format(retryInterval)))",
+                key: Self.failureKey)
             // The disk may recover while nothing changes: try again (a no-op once finish() was called).
             let interval = retryInterval
             Task { [self] in
