@@ -41,6 +41,12 @@ public struct FakePMSConfig: Sendable, Codable, Equatable {
     /// Accept `PUT /:/prefs` (200) without applying it, as a PMS that resets itself would: the read-back
     /// then differs.
     public var prefsWritesIgnored = false
+    /// Keep the request log. Off for load runs (`make bench`), where it would grow by one entry per request;
+    /// the per-path counts (`GET /__fake/counts`) are kept either way.
+    public var recordRequests = true
+    /// Any token beginning with this is a shared user's valid token (`make bench` fills the validator's cache
+    /// with 100,000 different ones).
+    public var userTokenPrefix: String? = nil
 
     public init() {}
 
@@ -150,8 +156,14 @@ public final class FakePMS: Sendable {
     }
 
     public func resetRequests() {
-        state.withLockedValue { $0.log.removeAll() }
+        state.withLockedValue {
+            $0.log.removeAll()
+            $0.counts.removeAll()
+        }
     }
+
+    /// How many requests each path has received (recorded or not).
+    public var counts: [String: Int] { state.withLockedValue { $0.counts } }
 
     /// Each token's history (labels `OWNER`, `USER`, …).
     public var history: [String: FakeHistory] { state.withLockedValue { $0.playback.history } }
@@ -207,9 +219,14 @@ public final class FakePMS: Sendable {
         }
         response.headers.append(("X-Plex-Protocol", "1.0"))
         guard record else { return response }
+        guard config.recordRequests else {
+            state.withLockedValue { $0.counts[path, default: 0] += 1 }
+            return response
+        }
         let labelled = Self.labelTokens(rawQuery, config)
         state.withLockedValue { state in
             state.seq += 1
+            state.counts[path, default: 0] += 1
             state.log.append(
                 RecordedRequest(
                     seq: state.seq, method: request.method, path: path, rawQuery: labelled,
@@ -237,6 +254,7 @@ public final class FakePMS: Sendable {
         case config.userTunerToken: return .userTuner
         case config.jwtToken: return .jwt
         case config.otherToken: return .other
+        case _ where config.userTokenPrefix.map { !$0.isEmpty && token.hasPrefix($0) } == true: return .user
         default: return .unknown
         }
     }
@@ -600,6 +618,7 @@ public final class FakePMS: Sendable {
 struct FakeState {
     var config: FakePMSConfig
     var log: [RecordedRequest] = []
+    var counts: [String: Int] = [:]
     var seq = 0
     var playback = FakePlayback()
 }

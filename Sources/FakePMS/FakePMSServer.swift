@@ -235,7 +235,7 @@ final class NotificationSocketHandler: ChannelInboundHandler {
     }
 }
 
-/// `GET /__fake/requests[?path=…]`, `DELETE /__fake/requests`, `GET|PUT /__fake/config`.
+/// `GET /__fake/requests[?path=…]`, `DELETE /__fake/requests`, `GET /__fake/counts`, `GET|PUT /__fake/config`.
 final class FakeControlHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -271,6 +271,8 @@ final class FakeControlHandler: ChannelInboundHandler {
         case (.DELETE, "/__fake/requests"):
             pms.resetRequests()
             return (.ok, Array("{}".utf8))
+        case (.GET, "/__fake/counts"):
+            return (.ok, Array((try? encoder.encode(pms.counts)) ?? Data()))
         case (.GET, "/__fake/history"):
             return (.ok, Array((try? encoder.encode(pms.history)) ?? Data()))
         case (.POST, "/__fake/upgrade"):

@@ -13,6 +13,7 @@ struct FakePMSCommand: AsyncParsableCommand {
             Tokens (defaults): owner ownr0000000000000000, shared user user0000000000000000, shared user with \
             tuner utnr0000000000000000, plex.tv user without access othr0000000000000000 (401).
             Control API (control port only): GET /__fake/requests[?path=/livetv/dvrs], DELETE /__fake/requests,
+            GET /__fake/counts (requests per path, kept even with --no-request-log),
             GET /__fake/config, PUT /__fake/config with a JSON object, e.g. {"livetvDvrsForUser":"403"} or
             {"prefsWritesIgnored":true}; POST /__fake/upgrade resets Relay and port mapping in /:/prefs, as a PMS
             upgrade does.
@@ -27,6 +28,11 @@ struct FakePMSCommand: AsyncParsableCommand {
     @Option(help: "Shared user token.") var userToken: String?
     @Flag(help: "Lenient token carriers (no 400 when query and header tokens differ).") var lenient = false
     @Flag(help: "gzip responses for clients that accept it.") var gzip = false
+    @Flag(help: "Keep no request log, only counts per path (load runs: the log grows by one entry per request).")
+    var noRequestLog = false
+    @Option(
+        help: "Any token starting with this is a valid shared-user token (fills the service's cache in benchmarks).")
+    var userTokenPrefix: String?
     @Option(help: "Answer for a shared user's GET /livetv/dvrs: 200-list, 200-empty or 403.") var livetvDvrsForUser =
         "200-list"
 
@@ -46,6 +52,8 @@ struct FakePMSCommand: AsyncParsableCommand {
         if let userToken { config.userToken = userToken }
         config.strict = !lenient
         config.gzip = gzip
+        config.recordRequests = !noRequestLog
+        config.userTokenPrefix = userTokenPrefix
         config.livetvDvrsForUser = livetvDvrsForUser
         let server = try await FakePMSServer.start(
             pms: FakePMS(config: config), host: host, port: port, controlPort: controlPort)
