@@ -113,14 +113,12 @@ public final class AuthzServer: Service, Sendable {
     private func serve(_ negotiation: EventLoopFuture<NegotiatedConnection>) async {
         do {
             switch try await negotiation.get() {
-            case .http1(let channel, let transport):
-                // Requests in order; most are answered without suspending (`begin`), the rest wait for PMS.
-                try await channel.executeThenClose { inbound, outbound in
-                    for try await request in inbound {
-                        switch service.begin(request, transport: transport) {
-                        case .ready(let response): try await outbound.write(response)
-                        case .pending(let pending): try await outbound.write(await service.complete(pending))
-                        }
+            case .http1(let pending):
+                // Requests are answered on the event loop (`HTTP1DecisionHandler`); only those waiting for PMS
+                // arrive here, each finished in a child task; the handler keeps the answers in request order.
+                await withDiscardingTaskGroup { requests in
+                    for await answer in pending {
+                        requests.addTask { answer.deliver(await self.service.complete(answer.pending)) }
                     }
                 }
             case .http2(let pending):

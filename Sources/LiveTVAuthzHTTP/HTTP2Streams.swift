@@ -72,22 +72,3 @@ final class HTTP2DecisionStreamHandler: ChannelInboundHandler {
         stream.writeAndFlush(HTTPServerResponsePart.end(nil), promise: nil)
     }
 }
-
-/// Ends the connection's stream of pending answers when the connection closes, so its task returns.
-final class PendingAnswersFinisher: ChannelInboundHandler {
-    typealias InboundIn = NIOAny
-    private let slow: AsyncStream<PendingStreamAnswer>.Continuation
-
-    init(slow: AsyncStream<PendingStreamAnswer>.Continuation) {
-        self.slow = slow
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        slow.finish()
-        context.fireChannelInactive()
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        slow.finish()
-    }
-}

@@ -5,7 +5,8 @@ import NIOHTTP2
 
 /// A connection after its first bytes: HTTP/1.1, or h2c with its stream multiplexer.
 enum NegotiatedConnection: Sendable {
-    case http1(NIOAsyncChannel<WireRequest, ServerResponse>, ListenerTransport)
+    /// HTTP/1.1: requests are answered by the connection's handler; what waits for PMS arrives here.
+    case http1(AsyncStream<PendingHTTP1Answer>)
     /// h2c: streams are answered by their own handlers; what waits for PMS arrives here.
     case http2(AsyncStream<PendingStreamAnswer>)
 }
@@ -77,8 +78,12 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func configureHTTP1(context: ChannelHandlerContext) throws -> NegotiatedConnection {
-        try context.pipeline.syncOperations.addHandler(HTTP1DecisionCodec(limits: limits))
-        return .http1(try NIOAsyncChannel(wrappingChannelSynchronously: context.channel), transport)
+        let (pending, slow) = AsyncStream.makeStream(of: PendingHTTP1Answer.self)
+        let sync = context.pipeline.syncOperations
+        try sync.addHandler(HTTP1DecisionCodec(limits: limits))
+        try sync.addHandler(HTTP1DecisionHandler(service: service, transport: transport, slow: slow))
+        try sync.addHandler(PendingAnswersFinisher(slow: slow))
+        return .http1(pending)
     }
 
     private func configureHTTP2(context: ChannelHandlerContext) throws -> NegotiatedConnection {

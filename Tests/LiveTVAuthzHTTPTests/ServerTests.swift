@@ -260,6 +260,36 @@ struct ServerTests {
         }
     }
 
+    /// HTTP/1.1 answers leave in request order even when an earlier decision waits for PMS and later ones are
+    /// ready at once: an answer carrying the owner token must never reach another request.
+    @Test func pipelinedAnswersKeepRequestOrderWhileADecisionWaitsForPMS() async throws {
+        try await InProcessService.with { s in
+            s.fake.pms.update { $0.validationDelayMs = 300 }
+            func decision(_ target: String, close: Bool = false) -> [UInt8] {
+                request(
+                    [
+                        "GET /v1/nginx HTTP/1.1", "Host: x", "X-Plexauthz-Key: \(frontendKey)",
+                        "X-Original-Method: GET",
+                        "X-Original-URI: \(target)", "X-Forwarded-For: 203.0.113.41",
+                    ] + (close ? ["Connection: close"] : []))
+            }
+            let pipelined =
+                decision("/livetv/dvrs?mark=1&X-Plex-Token=\(userToken)")  // waits for PMS, elevated
+                + decision("/library/sections?mark=2&X-Plex-Token=\(otherToken)")  // ready at once
+                + decision("/livetv/dvrs?mark=3&X-Plex-Token=\(otherToken)")  // waits for PMS, refused there
+                + decision("/library/sections?mark=4&X-Plex-Token=\(userToken)", close: true)  // ready at once
+            let answer = String(
+                decoding: try await rawExchange(port: s.tcpPort, pipelined, readFor: .seconds(10)), as: UTF8.self)
+            let answers = answer.components(separatedBy: "HTTP/1.1 ").dropFirst().map { $0.lowercased() }
+            try #require(answers.count == 4)
+            for (index, text) in answers.enumerated() {
+                #expect(text.contains("x-plexauthz-uri: ") && text.contains("mark=\(index + 1)"), "answer \(index + 1)")
+                #expect(text.contains("x-plexauthz-decision: elevated") == (index == 0), "answer \(index + 1)")
+                #expect(text.contains(ownerToken.lowercased()) == (index == 0), "answer \(index + 1)")
+            }
+        }
+    }
+
     @Test func idleConnectionsAreClosed() async throws {
         try await InProcessService.with(configure: { $0.set(Settings.idleTimeout, .milliseconds(300)) }) { s in
             let started = ContinuousClock.now
