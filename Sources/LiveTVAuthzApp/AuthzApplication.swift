@@ -17,7 +17,7 @@ public struct AuthzDependencies: Sendable {
     /// Answers token validations; `nil` builds the real PMS client for the configured `--pms-url`.
     public var pms: (any PMSClient)? = nil
     /// Where audit lines go (standard error by default, whatever the log level).
-    public var auditSink: any AuditSink = StandardErrorAuditSink()
+    public var auditSink: any AuditSink = BufferedAuditSink()
     /// The guard's state; `nil` keeps it in memory (and in the state file when one is configured).
     public var stateStore: (any GuardStateStore)? = nil
     public var logger = Logger(label: "plex-livetv-authz")
@@ -234,9 +234,11 @@ public final class AuthzApplication: Sendable {
         try result.get()
     }
 
-    /// Releases the PMS client (after `run`, or when only the guard was used, as `explain` does).
+    /// Releases the PMS client and writes out the buffered audit lines (after `run`, or when only the guard
+    /// was used, as `explain` does).
     public func shutdown() async {
         try? await httpClient?.shutdown()
+        dependencies.auditSink.close()
     }
 }
 
