@@ -7,7 +7,7 @@ import NIOConcurrencyHelpers
 /// labels are rule ids, outcomes and fixed words only.
 public final class ServiceMetrics: Sendable {
     private let factory: any MetricsFactory
-    private let decisions = NIOLockedValueBox<[String: Counter]>([:])
+    private let decisions = NIOLockedValueBox<[DecisionSeries: Counter]>([:])
     public let validationDuration: Timer
     public let cacheHits: Counter
     public let cacheMisses: Counter
@@ -15,7 +15,7 @@ public final class ServiceMetrics: Sendable {
     public let activeBlocks: Gauge
     private let pmsErrors = NIOLockedValueBox<[String: Counter]>([:])
     public let openConnections: Meter
-    private let responses = NIOLockedValueBox<[String: Counter]>([:])
+    private let responses = NIOLockedValueBox<[ResponseSeries: Counter]>([:])
     private let refusedConnections = NIOLockedValueBox<[String: Counter]>([:])
     private let backgroundJobs = NIOLockedValueBox<[String: Counter]>([:])
     public let trackedSessions: Gauge
@@ -59,10 +59,26 @@ public final class ServiceMetrics: Sendable {
 
     /// Counts one decision by rule and outcome (`elevated`, `preserved` or the audit outcome).
     public func recordDecision(_ decision: AuthzDecision) {
-        let outcome = decision.outcome?.rawValue ?? (decision.elevate ? "elevated" : "preserved")
-        counter(decisions, "plexauthz_decisions_total", [("rule", decision.rule.rawValue), ("outcome", outcome)])
-            .increment()
-        board?.record(decision, outcome: outcome)
+        let series = DecisionSeries(rule: decision.rule, outcome: decision.outcome, elevate: decision.elevate)
+        counter(decisions, series, "plexauthz_decisions_total") {
+            [("rule", series.rule.rawValue), ("outcome", series.outcomeLabel)]
+        }.increment()
+        board?.record(decision, outcome: series.outcomeLabel)
+    }
+
+    /// One series of `plexauthz_decisions_total`, hashed without building its label strings (every decision
+    /// counts itself).
+    struct DecisionSeries: Hashable {
+        let rule: ElevationRule
+        let outcome: AuditOutcome?
+        let elevate: Bool
+
+        var outcomeLabel: String { outcome?.rawValue ?? (elevate ? "elevated" : "preserved") }
+    }
+
+    struct ResponseSeries: Hashable {
+        let endpoint: String
+        let status: Int
     }
 
     /// Counts a validation cache hit or miss.
@@ -84,8 +100,9 @@ public final class ServiceMetrics: Sendable {
 
     /// Counts an answer of the decision server by endpoint and status.
     public func recordResponse(endpoint: String, status: Int) {
-        counter(responses, "plexauthz_http_responses_total", [("endpoint", endpoint), ("status", String(status))])
-            .increment()
+        counter(responses, ResponseSeries(endpoint: endpoint, status: status), "plexauthz_http_responses_total") {
+            [("endpoint", endpoint), ("status", String(status))]
+        }.increment()
     }
 
     /// Counts a connection refused at accept (`not_allowed`, `listener_cap`, `peer_cap`).
@@ -103,10 +120,17 @@ public final class ServiceMetrics: Sendable {
     )
         -> Counter
     {
-        let key = dimensions.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
-        return cache.withLockedValue { counters in
+        counter(cache, dimensions.map { "\($0.0)=\($0.1)" }.joined(separator: ","), label) { dimensions }
+    }
+
+    /// The counter of one series, created (with its dimensions) the first time the series is seen.
+    private func counter<Key: Hashable>(
+        _ cache: borrowing NIOLockedValueBox<[Key: Counter]>, _ key: Key, _ label: String,
+        dimensions: () -> [(String, String)]
+    ) -> Counter {
+        cache.withLockedValue { counters in
             if let counter = counters[key] { return counter }
-            let counter = Counter(label: label, dimensions: dimensions, factory: factory)
+            let counter = Counter(label: label, dimensions: dimensions(), factory: factory)
             counters[key] = counter
             return counter
         }
