@@ -48,16 +48,29 @@ public enum Fingerprint {
     public static let missing = "missing"
 
     /// `sha256:` + the first 16 lower-case hex digits of SHA-256 of the trimmed value.
+    /// Runs on every audited decision (source and token), so it hashes the string's own bytes and writes
+    /// the 23 characters in place: no intermediate arrays.
     public static func of(_ value: String) -> String {
-        let trimmed = Array(value.utf8)[...].trimmedBytes()
-        let digest = SHA256.hash(data: Array(trimmed))
-        var hex = "sha256:"
-        hex.reserveCapacity(23)
-        for byte in digest.prefix(8) {
-            hex.unicodeScalars.append(Unicode.Scalar(ASCII.lowerHexDigits[Int(byte >> 4)]))
-            hex.unicodeScalars.append(Unicode.Scalar(ASCII.lowerHexDigits[Int(byte & 0x0F)]))
+        var value = value
+        let digest = value.withUTF8 { bytes in
+            var start = 0
+            var end = bytes.count
+            while start < end, ASCII.isWhitespace(bytes[start]) { start += 1 }
+            while end > start, ASCII.isWhitespace(bytes[end - 1]) { end -= 1 }
+            var hasher = SHA256()
+            hasher.update(bufferPointer: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[start..<end])))
+            return hasher.finalize()
         }
-        return hex
+        return String(unsafeUninitializedCapacity: 23) { out in
+            for (index, byte) in "sha256:".utf8.enumerated() { out[index] = byte }
+            digest.withUnsafeBytes { hash in
+                for index in 0..<8 {
+                    out[7 + 2 * index] = ASCII.lowerHexDigits[Int(hash[index] >> 4)]
+                    out[8 + 2 * index] = ASCII.lowerHexDigits[Int(hash[index] & 0x0F)]
+                }
+            }
+            return 23
+        }
     }
 }
 

@@ -4,6 +4,17 @@ import Testing
 
 @Suite("Audit lines (§9)")
 struct AuditEventTests {
+    /// Fingerprints are compared across restarts, state files and log searches: they must stay exactly
+    /// `sha256:` + the first 16 hex digits of SHA-256 of the trimmed value (as `sha256sum` prints it).
+    @Test func fingerprintsAreTheKnownDigestsOfTheTrimmedValue() {
+        #expect(Fingerprint.of("203.0.113.9") == "sha256:d861b7e91033ebc1")
+        #expect(Fingerprint.of(" \t203.0.113.9 \t") == "sha256:d861b7e91033ebc1")
+        #expect(Fingerprint.of("") == "sha256:e3b0c44298fc1c14")
+        #expect(Fingerprint.of("   ") == "sha256:e3b0c44298fc1c14")
+        #expect(PlexToken("user0000000000000000")!.fingerprint == "sha256:a16b006064c93e5d")
+        #expect(Fingerprint.of("eyJ" + String(repeating: "a", count: 300)) == "sha256:fd971f6327f6ee3c")
+    }
+
     let source = SourceIdentity(address: "203.0.113.9", forwardedForCount: 2, cfConnectingIP: false)
 
     @Test func lineHasTheOriginalFieldsInOrder() {

@@ -201,9 +201,9 @@ public final class Guard: Sendable {
         }
         if judgement.missingMedia {
             audit.recordMissingMedia()
-            return record(decision)
+            return record(decision, tokenFingerprint: tokenFingerprint)
         }
-        guard let outcome = judgement.outcome else { return record(decision) }
+        guard let outcome = judgement.outcome else { return record(decision, tokenFingerprint: tokenFingerprint) }
         // A tracked rule is the request's surface for the audit fields (live_tv, stream).
         let surface = ElevationRule.guardOnly.contains(decision.rule) ? decision.rule : classification.surface
         var event = AuditEvent(
@@ -227,7 +227,7 @@ public final class Guard: Sendable {
                 audit.record(blocked)
             }
         }
-        return record(decision)
+        return record(decision, tokenFingerprint: tokenFingerprint)
     }
 
     /// Starts, touches or ends the tracked playback session (§12.1).
@@ -252,8 +252,8 @@ public final class Guard: Sendable {
     }
 
     /// Counts the decision as made; in shadow mode answers with the user's own token instead.
-    private func record(_ decision: AuthzDecision) -> AuthzDecision {
-        metrics.recordDecision(decision)
+    private func record(_ decision: AuthzDecision, tokenFingerprint: String? = nil) -> AuthzDecision {
+        metrics.recordDecision(decision, tokenFingerprint: tokenFingerprint)
         return shadow && (decision.elevate || decision.rejected) ? .shadowing(decision) : decision
     }
 }

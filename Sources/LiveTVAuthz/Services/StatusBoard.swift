@@ -39,7 +39,7 @@ public final class StatusBoard: Sendable {
         startedAt = clock.now()
     }
 
-    func record(_ decision: AuthzDecision, outcome: String) {
+    func record(_ decision: AuthzDecision, outcome: String, tokenFingerprint: String? = nil) {
         let now = clock.now()
         let minute = now.unixSeconds / 60
         let classification = decision.classification
@@ -50,7 +50,8 @@ public final class StatusBoard: Sendable {
             listed
             ? Recent(
                 time: now, path: AuditEvent.escapeToken(classification.target.path), rule: decision.rule.rawValue,
-                outcome: outcome, token: classification.token.token?.fingerprint ?? Fingerprint.missing) : nil
+                outcome: outcome,
+                token: tokenFingerprint ?? classification.token.token?.fingerprint ?? Fingerprint.missing) : nil
         state.withLockedValue { state in
             state.totals[outcome, default: 0] += 1
             if state.minutes.last?.index != minute {

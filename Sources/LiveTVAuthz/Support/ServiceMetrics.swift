@@ -58,12 +58,13 @@ public final class ServiceMetrics: Sendable {
     public static let none = ServiceMetrics(factory: NOOPMetricsHandler.instance)
 
     /// Counts one decision by rule and outcome (`elevated`, `preserved` or the audit outcome).
-    public func recordDecision(_ decision: AuthzDecision) {
+    /// `tokenFingerprint`: the inbound token's, when the caller has it already (the status page lists it).
+    public func recordDecision(_ decision: AuthzDecision, tokenFingerprint: String? = nil) {
         let series = DecisionSeries(rule: decision.rule, outcome: decision.outcome, elevate: decision.elevate)
         counter(decisions, series, "plexauthz_decisions_total") {
             [("rule", series.rule.rawValue), ("outcome", series.outcomeLabel)]
         }.increment()
-        board?.record(decision, outcome: series.outcomeLabel)
+        board?.record(decision, outcome: series.outcomeLabel, tokenFingerprint: tokenFingerprint)
     }
 
     /// One series of `plexauthz_decisions_total`, hashed without building its label strings (every decision
