@@ -74,6 +74,8 @@ public enum PeerAddress {
     /// Lower-cased, brackets and a trailing port removed (`[::1]:80` → `::1`, `1.2.3.4:5` → `1.2.3.4`),
     /// IPv4-mapped IPv6 reduced to IPv4, so one client has one fingerprint however a hop wrote it.
     public static func normalise(_ address: String) -> String {
+        // The common case, a dotted IPv4 address, is already normal (every decision asks).
+        if !address.isEmpty, address.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2E }) { return address }
         var text = address.trimmingASCIIWhitespace().lowercased()
         if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
             text = String(text[text.index(after: text.startIndex)..<close])
@@ -87,7 +89,7 @@ public enum PeerAddress {
     /// `127.0.0.0/8`, `::1` and `localhost`, for an already normalised address. (A Unix-socket peer has no
     /// address: it never reaches here.)
     static func isLoopback(normalised: String) -> Bool {
-        if normalised == "::1" || normalised == "localhost" { return true }
+        guard normalised.hasPrefix("127.") else { return normalised == "::1" || normalised == "localhost" }
         let octets = normalised.split(separator: ".", omittingEmptySubsequences: false)
         return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
     }

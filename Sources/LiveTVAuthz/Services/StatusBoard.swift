@@ -8,10 +8,14 @@ import NIOConcurrencyHelpers
 public final class StatusBoard: Sendable {
     public struct Recent: Sendable, Equatable {
         public var time: Timestamp
-        public var path: String
+        /// The path's bytes as received; escaped (as audit lines write it) only when the page is rendered, so
+        /// a decision does not pay for it.
+        var pathBytes: ArraySlice<UInt8>
         public var rule: String
         public var outcome: String
         public var token: String
+
+        public var path: String { AuditEvent.escapeToken(pathBytes) }
     }
 
     struct Minute: Sendable {
@@ -49,7 +53,7 @@ public final class StatusBoard: Sendable {
         let entry =
             listed
             ? Recent(
-                time: now, path: AuditEvent.escapeToken(classification.target.path), rule: decision.rule.rawValue,
+                time: now, pathBytes: classification.target.path, rule: decision.rule.rawValue,
                 outcome: outcome,
                 token: tokenFingerprint ?? classification.token.token?.fingerprint ?? Fingerprint.missing) : nil
         state.withLockedValue { state in
