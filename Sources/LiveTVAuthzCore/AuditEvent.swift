@@ -70,14 +70,15 @@ public struct AuditEvent: Sendable {
     /// `%`, DEL and non-ASCII. An empty value is written as `-`.
     public static func escapeToken(_ bytes: some Collection<UInt8>) -> String {
         guard !bytes.isEmpty else { return "-" }
-        let escaped = PercentEscaping.escape(bytes) {
-            !($0 > 0x20 && $0 < 0x7F && $0 != 0x22 && $0 != 0x5C && $0 != 0x25)
-        }
-        return String(decoding: escaped, as: UTF8.self)
+        let safe: (UInt8) -> Bool = { $0 > 0x20 && $0 < 0x7F && $0 != 0x22 && $0 != 0x5C && $0 != 0x25 }
+        // Every audited request has a path; almost none needs escaping.
+        if bytes.allSatisfy(safe) { return String(decoding: bytes, as: UTF8.self) }
+        return String(decoding: PercentEscaping.escape(bytes) { !safe($0) }, as: UTF8.self)
     }
 
     /// A double-quoted value with `"`, `\` and control bytes escaped.
     public static func quote(_ text: String) -> String {
+        if text.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x7F && $0 != 0x22 && $0 != 0x5C }) { return "\"" + text + "\"" }
         var output = "\""
         for scalar in text.unicodeScalars {
             switch scalar {
@@ -209,7 +210,13 @@ public enum AuditField: Sendable, Equatable {
 
     static func logfmt(_ prefix: String, _ fields: [(String, AuditField)]) -> String {
         var text = prefix
-        for (name, value) in fields { text += " \(name)=\(value.logfmt)" }
+        text.reserveCapacity(384)
+        for (name, value) in fields {
+            text.append(" ")
+            text.append(name)
+            text.append("=")
+            text.append(value.logfmt)
+        }
         return text
     }
 

@@ -135,14 +135,22 @@ struct CachedAnswer: Sendable {
 struct TokenKey: Hashable, Sendable {
     let words: (UInt64, UInt64, UInt64, UInt64)
 
+    /// Every cached decision makes one: the token's bytes are hashed in place, no arrays.
     init(_ token: PlexToken) {
-        var parts: [UInt64] = []
-        parts.reserveCapacity(4)
-        let digest = SHA256.hash(data: Array(token.value.utf8))
-        digest.withUnsafeBytes { raw in
-            for index in 0..<4 { parts.append(raw.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self)) }
+        var value = token.value
+        let digest = value.withUTF8 { bytes in
+            var hasher = SHA256()
+            hasher.update(bufferPointer: UnsafeRawBufferPointer(bytes))
+            return hasher.finalize()
         }
-        words = (parts[0], parts[1], parts[2], parts[3])
+        words = digest.withUnsafeBytes { raw in
+            (
+                raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self),
+                raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
+                raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self),
+                raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self)
+            )
+        }
     }
 
     static func == (lhs: TokenKey, rhs: TokenKey) -> Bool { lhs.words == rhs.words }
