@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN := .build/debug/plex-livetv-authz
 
-.PHONY: all build demo peers test test-swift test-abuse test-cli test-interop test-corpus test-fuzz-smoke test-sanitizers test-tsan test-install fuzz soak generate docs bench bench-core bench-server bench-shared-state format install uninstall clean
+.PHONY: all build demo peers test test-swift test-abuse test-cli test-interop test-corpus test-fuzz-smoke test-sanitizers test-tsan test-install fuzz soak generate docs bench bench-quick bench-micro bench-micro-update bench-shared-state format install uninstall clean
 
 all: build
 
@@ -84,24 +84,30 @@ generate:
 docs: build
 	$(BIN) settings --markdown > docs/configuration.md
 
-## bench: every benchmark (core decisions, then load against the release server); figures in docs/benchmarks.md
-bench: bench-core bench-server
+## bench: the micro-benchmarks (allocation thresholds checked), then every load path side by side with its
+## ceiling in one run: nginx, Envoy 1.40, Caddy, h2c and HTTP/1.1, 1/32/256 connections, memory, cold
+## validation (scripts/bench.sh; under 15 minutes once built). The tables go into docs/benchmarks.md.
+## QUICK=1 (or `make bench-quick`): 32 connections, 3 s runs, under 3 minutes once built.
+bench: bench-micro
+	bash scripts/bench.sh $(if $(QUICK),--quick,)
+
+bench-quick:
+	bash scripts/bench.sh --quick
+
+## bench-micro: the decision hot path on ordo-one/package-benchmark (Benchmarks/, its own package: CI never
+## builds it); fails when an allocation count exceeds Benchmarks/Thresholds. After an intended change:
+## make bench-micro-update
+bench-micro:
+	cd Benchmarks && $(SWIFT) package --disable-sandbox benchmark thresholds check --no-progress
+
+bench-micro-update:
+	cd Benchmarks && $(SWIFT) package --disable-sandbox --allow-writing-to-package-directory benchmark thresholds update --no-progress
 
 ## bench-shared-state: the PostgreSQL state store's cost per decision next to the in-memory store (release)
 bench-shared-state:
 	$(SWIFT) build -c release --product plex-livetv-authz
 	$(SWIFT) build -c release --product fake-pms
 	bash scripts/bench-shared-state.sh
-
-## bench-server: gRPC Check and /v1/nginx load with h2load against the release serve binary
-bench-server:
-	bash scripts/bench-server.sh
-
-## bench-core: decisions/s and allocations/decision of the pure core (release build, one thread)
-bench-core:
-	@echo "building the core benchmark (release)..." >&2
-	$(SWIFT) build -c release --product CoreBenchmark
-	.build/release/CoreBenchmark Tests/Fixtures/plex-web-session.jsonl
 
 ## install: the release binary, the systemd units, the env example and the frontend files (PREFIX, DESTDIR;
 ## CONFIG=debug installs the debug build instead, as the install test does)

@@ -7,6 +7,9 @@ let package = Package(
         .executable(name: "plex-livetv-authz", targets: ["plex-livetv-authz"]),
         .executable(name: "fake-pms", targets: ["fake-pms"]),
         .library(name: "LiveTVAuthzCore", targets: ["LiveTVAuthzCore"]),
+        // For the micro-benchmarks (Benchmarks/, their own package: CI never builds package-benchmark).
+        .library(name: "LiveTVAuthz", targets: ["LiveTVAuthz"]),
+        .library(name: "LiveTVAuthzApp", targets: ["LiveTVAuthzApp"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -160,13 +163,6 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
-        ),
-        // `make bench-core`: a release-mode harness; the C target counts allocations (benchmark only).
-        .target(name: "CMallocCounter", path: "Benchmarks/CMallocCounter"),
-        .executableTarget(
-            name: "CoreBenchmark",
-            dependencies: ["CMallocCounter", "LiveTVAuthz", "LiveTVAuthzCore"],
-            path: "Benchmarks/CoreBenchmark"
         ),
         // Fuzz targets (`make fuzz` builds them with -sanitize=fuzzer -D FUZZING; a plain build replays the
         // committed corpus, which `make test` runs).
