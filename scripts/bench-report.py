@@ -64,6 +64,7 @@ RATIOS = [
     ("nginx whole path: this service / an ideal decision service", "nginx+service", "nginx+ideal", 0.8),
     ("nginx whole path: this service / no auth at all", "nginx+service", "nginx-plain", None),
     ("Envoy 1.40: ext_authz gRPC to this service / plain proxy", "envoy+service-grpc", "envoy-plain", 0.6),
+    ("Envoy 1.40: ext_authz HTTP to this service / plain proxy", "envoy+service-http", "envoy-plain", None),
     ("Caddy forward_auth: this service / an ideal decision service", "caddy+service", "caddy+ideal", None),
     ("Caddy forward_auth: this service / no auth at all", "caddy+service", "caddy-plain", None),
 ]
@@ -130,8 +131,11 @@ def report(rows_path, facts_path, mode, command, doc):
     out.append("|---|---|---|")
     for key, label, target in [
         ("rss_idle_mib", "resident memory, idle after start (MiB)", 32),
+        ("anon_idle_mib", "... of which the process's own (anonymous) memory, not code mapped from disk (MiB)", None),
         ("rss_after_load_mib", "resident memory after the load runs (MiB)", None),
+        ("anon_after_load_mib", "... of which anonymous (MiB)", None),
         ("rss_filled_mib", "resident memory with the cache and sessions below (MiB)", 64),
+        ("anon_filled_mib", "... of which anonymous (MiB)", None),
         ("filled", "validation cache entries / tracked playback sessions at that point", None),
         ("cold", "cold validation: 1,000 concurrent requests, one new token, PMS 100 ms", None),
         ("pms_validations", "PMS validations during the load runs (cache, single-flight)", None),

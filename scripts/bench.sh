@@ -10,8 +10,8 @@
 #    request (no audit, no validation);
 #  - the whole path through the shipped nginx files: with the service, with an ideal decision service (nginx
 #    `return 200` with the same headers, on a Unix socket like the service), and a plain proxy;
-#  - the same through real Envoy 1.40 (the shipped ext_authz gRPC config vs the same config without
-#    ext_authz) and Caddy (the shipped forward_auth config, with the service and with the ideal one, vs a plain
+#  - the same through real Envoy 1.40 (the shipped ext_authz gRPC and HTTP configs vs the gRPC config
+#    without ext_authz) and Caddy (the shipped forward_auth config, with the service and with the ideal one, vs a plain
 #    reverse_proxy);
 #  - gRPC Check calls directly, cold validation (1,000 concurrent requests, one new token, PMS slowed to
 #    100 ms), resident memory idle and with 100,000 cached tokens and 1,000 tracked playback sessions.
@@ -59,6 +59,8 @@ facts=$tmp/facts.tsv
 : >"$facts"
 fact() { printf '%s\t%s\n' "$1" "$2" >>"$facts"; }
 rss_mib() { awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+# The part of it that is the process's own memory (heap, stacks), not code pages mapped from disk.
+anon_mib() { awk '/^RssAnon/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 wait_http() { for _ in $(seq 200); do curl -s -o /dev/null "$1" && return 0; sleep 0.05; done; echo "not answering: $1" >&2; return 1; }
 USER_LINE=""
 [ "$(id -u)" -eq 0 ] && USER_LINE="user root root;"
@@ -111,6 +113,8 @@ wait_http "http://127.0.0.1:$SERVICE_PORT/healthz"
 wait_http "http://127.0.0.1:$STANDIN_PORT/"
 sleep 1
 fact rss_idle_mib "$(rss_mib "$service_pid")"
+fact anon_idle_mib "$(anon_mib "$service_pid")"
+validations_before=$(validations)
 
 # The requests: a shared user's guide grid (elevated, audited; the token is cached after its first
 # validation) and a library request (not a Live TV candidate: no audit, no validation).
@@ -204,13 +208,16 @@ CONF
 remember $!
 wait_http "http://127.0.0.1:$NGINX_PLAIN_PORT/"
 
-# --- Envoy 1.40 (one worker): the shipped ext_authz gRPC config, and the same without ext_authz ---
-python3 - "$tmp" "$STANDIN_PORT" frontends/envoy/envoy-grpc.yaml <<'PY'
+# --- Envoy 1.40 (one worker): the shipped ext_authz configs (gRPC and HTTP), and the gRPC one without
+# ext_authz ---
+python3 - "$tmp" "$STANDIN_PORT" <<'PY'
 import socket, sys, yaml
-tmp, standin, shipped = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+tmp, standin = sys.argv[1], int(sys.argv[2])
 def port():
     s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
-for name, keep_authz in (("envoy-service", True), ("envoy-plain", False)):
+for name, shipped, keep_authz in (("envoy-service", "frontends/envoy/envoy-grpc.yaml", True),
+                                  ("envoy-service-http", "frontends/envoy/envoy-http.yaml", True),
+                                  ("envoy-plain", "frontends/envoy/envoy-grpc.yaml", False)):
     config = yaml.safe_load(open(shipped))
     listener = config["static_resources"]["listeners"][0]
     listen = port()
@@ -223,16 +230,17 @@ for name, keep_authz in (("envoy-service", True), ("envoy-plain", False)):
         if cluster["name"] == "pms":
             endpoint["address"]["socket_address"]["port_value"] = standin
         else:
-            endpoint["address"]["pipe"]["path"] = f"{tmp}/grpc.sock"
+            endpoint["address"]["pipe"]["path"] = f"{tmp}/grpc.sock" if "grpc" in cluster["name"] else f"{tmp}/authz.sock"
     yaml.safe_dump(config, open(f"{tmp}/{name}.yaml", "w"))
     open(f"{tmp}/{name}.port", "w").write(str(listen))
 PY
-for name in envoy-service envoy-plain; do
+for name in envoy-service envoy-service-http envoy-plain; do
     "$ENVOY" -c "$tmp/$name.yaml" --concurrency 1 --use-dynamic-base-id --log-level error >"$tmp/$name.log" 2>&1 &
     remember $!
 done
 ENVOY_SERVICE_PORT=$(cat "$tmp/envoy-service.port")
 ENVOY_PLAIN_PORT=$(cat "$tmp/envoy-plain.port")
+ENVOY_HTTP_PORT=$(cat "$tmp/envoy-service-http.port")
 
 # --- Caddy: the shipped forward_auth config with the service and with the ideal one, and a plain proxy ---
 caddy_from_shipped() {  # caddy_from_shipped NAME SOCKET
@@ -263,7 +271,7 @@ for name in caddy-service caddy-ideal caddy-plain; do
 done
 
 # Every whole path answers 200 for the Live TV request before anything is measured.
-for port in "$NGINX_SERVICE_PORT" "$NGINX_IDEAL_PORT" "$NGINX_PLAIN_PORT" "$ENVOY_SERVICE_PORT" "$ENVOY_PLAIN_PORT" \
+for port in "$NGINX_SERVICE_PORT" "$NGINX_IDEAL_PORT" "$NGINX_PLAIN_PORT" "$ENVOY_SERVICE_PORT" "$ENVOY_PLAIN_PORT" "$ENVOY_HTTP_PORT" \
     "$(cat "$tmp/caddy-service.port")" "$(cat "$tmp/caddy-ideal.port")" "$CADDY_PLAIN_PORT"; do
     wait_http "http://127.0.0.1:$port/"
     status=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port$LIVE")
@@ -294,7 +302,6 @@ run_h2load() {  # run_h2load NAME CONNS STREAMS URL [h2load args...]
 
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1); $MODE mode, ${DURATION}s per run"
 printf 'name\tprotocol\tconns\treq/s\tp50 ms\tp99 ms\terrors\n'
-validations_before=$(validations)
 audit_before=$(grep -c plexlabelproxy_audit "$tmp/service.log" || true)
 for conns in "${CONNECTIONS[@]}"; do
     run_wrk nginx-return-200 "$conns" "http://127.0.0.1:$CEILING_PORT/v1/nginx" "${LIVE_HEADERS[@]}"
@@ -308,6 +315,7 @@ for conns in "${CONNECTIONS[@]}"; do
     run_wrk nginx+service "$conns" "http://127.0.0.1:$NGINX_SERVICE_PORT$LIVE"
     run_wrk envoy-plain "$conns" "http://127.0.0.1:$ENVOY_PLAIN_PORT$LIVE"
     run_wrk envoy+service-grpc "$conns" "http://127.0.0.1:$ENVOY_SERVICE_PORT$LIVE"
+    run_wrk envoy+service-http "$conns" "http://127.0.0.1:$ENVOY_HTTP_PORT$LIVE"
     run_wrk caddy-plain "$conns" "http://127.0.0.1:$CADDY_PLAIN_PORT$LIVE"
     run_wrk caddy+ideal "$conns" "http://127.0.0.1:$(cat "$tmp/caddy-ideal.port")$LIVE"
     run_wrk caddy+service "$conns" "http://127.0.0.1:$(cat "$tmp/caddy-service.port")$LIVE"
@@ -332,9 +340,10 @@ grpc_status=$(nghttp -v -d "$tmp/check.bin" -H 'content-type: application/grpc' 
 run_h2load grpc-check-direct 4 32 "http://127.0.0.1:$GRPC_PORT/envoy.service.auth.v3.Authorization/Check" \
     -d "$tmp/check.bin" -H 'content-type: application/grpc' -H 'te: trailers' -H "x-plexauthz-key: $key"
 
-fact pms_validations "$(($(validations) - validations_before))"
+fact pms_validations "$(($(validations) - validations_before)) (the Live TV token's, at the first request)"
 fact audit_lines "$(($(grep -c plexlabelproxy_audit "$tmp/service.log" || true) - audit_before))"
 fact rss_after_load_mib "$(rss_mib "$service_pid")"
+fact anon_after_load_mib "$(anon_mib "$service_pid")"
 
 # --- cold validation: 1,000 concurrent requests with one token nobody has seen, PMS answering in 100 ms ---
 curl -s -o /dev/null -X PUT -d '{"validationDelayMs":100}' "http://127.0.0.1:$CONTROL_PORT/__fake/config"
@@ -367,18 +376,20 @@ with open(f"{tmp}/sessions.txt", "w") as f:
         f.write(f"{base}/v1/envoy/livetv/dvrs/135/channels/c7pt/tune?X-Plex-Token=benchtok{i:012d}"
                 f"&X-Plex-Session-Identifier=benchsession{i:06d}\n")
 PY
-h2load -n 100000 -c 8 -m 16 -i "$tmp/tokens.txt" -H "X-Plexauthz-Key: $key" -H "X-Forwarded-For: 203.0.113.9" \
+h2load -n 100000 -c 1 -m 64 -i "$tmp/tokens.txt" -H "X-Plexauthz-Key: $key" -H "X-Forwarded-For: 203.0.113.9" \
     >"$tmp/fill-tokens.out"
 printf 'x=1' >"$tmp/tune-body"  # h2load sends a POST only with a body; a tune's form fields are irrelevant here
-h2load -n 1000 -c 4 -m 8 -i "$tmp/sessions.txt" -d "$tmp/tune-body" -H "X-Plexauthz-Key: $key" \
+h2load -n 1000 -c 1 -m 16 -i "$tmp/sessions.txt" -d "$tmp/tune-body" -H "X-Plexauthz-Key: $key" \
     -H "Content-Type: application/x-www-form-urlencoded" \
     -H "X-Forwarded-For: 203.0.113.9" >"$tmp/fill-sessions.out"
 grep -q "100000 succeeded" "$tmp/fill-tokens.out" || { echo "filling the cache failed:"; cat "$tmp/fill-tokens.out"; exit 1; }
+grep -q "1000 succeeded" "$tmp/fill-sessions.out" || { echo "tracking the sessions failed:"; cat "$tmp/fill-sessions.out"; exit 1; }
 metrics=$(curl -s "http://127.0.0.1:$FILL_PORT/metrics")
-entries=$(awk '/^plexauthz_validation_cache_entries /{print $2}' <<<"$metrics")
-sessions=$(awk '/^plexauthz_tracked_playback_sessions /{print $2}' <<<"$metrics")
+entries=$(awk '/^plexauthz_validation_cache_entries /{printf "%d", $2}' <<<"$metrics")
+sessions=$(awk '/^plexauthz_tracked_playback_sessions /{printf "%d", $2}' <<<"$metrics")
 fact filled "${entries:-?} / ${sessions:-?}"
 fact rss_filled_mib "$(rss_mib "$fill_pid")"
+fact anon_filled_mib "$(anon_mib "$fill_pid")"
 
 fact date "$(date -u +%Y-%m-%d)"
 fact machine "$(nproc)-core $(lscpu | sed -n 's/^Model name: *//p' | head -1)"
