@@ -64,6 +64,17 @@ anon_mib() { awk '/^RssAnon/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 wait_http() { for _ in $(seq 200); do curl -s -o /dev/null "$1" && return 0; sleep 0.05; done; echo "not answering: $1" >&2; return 1; }
 USER_LINE=""
 [ "$(id -u)" -eq 0 ] && USER_LINE="user root root;"
+# A one-worker nginx of the script's own under $tmp/NAME: nginx_head NAME writes its configuration's head to
+# $tmp/NAME/nginx.conf (the caller appends the http block), run_nginx NAME starts it.
+nginx_head() {
+    mkdir -p "$tmp/$1"
+    printf '%s\nworker_processes 1;\npid %s;\nerror_log %s;\nevents { worker_connections 4096; }\n' \
+        "$USER_LINE" "$tmp/$1/nginx.pid" "$tmp/$1/error.log" >"$tmp/$1/nginx.conf"
+}
+run_nginx() {
+    "$NGINX" -p "$tmp/$1" -c "$tmp/$1/nginx.conf" -g 'daemon off;' 2>"$tmp/$1/out" &
+    remember $!
+}
 
 # --- the fake PMS (validation) and the PMS stand-in (proxied traffic) ---
 echo "starting the fake PMS, the PMS stand-in and the service..." >&2
@@ -75,13 +86,8 @@ CONTROL_PORT=$(sed -E 's/.*"controlPort":([0-9]+).*/\1/' "$tmp/fake.ports")
 validations() { curl -s "http://127.0.0.1:$CONTROL_PORT/__fake/counts" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("/library/sections", 0))'; }
 
 STANDIN_PORT=$(free_port)
-mkdir -p "$tmp/standin"
-cat >"$tmp/standin/nginx.conf" <<CONF
-$USER_LINE
-worker_processes 1;
-pid $tmp/standin/nginx.pid;
-error_log $tmp/standin/error.log;
-events { worker_connections 4096; }
+nginx_head standin
+cat >>"$tmp/standin/nginx.conf" <<CONF
 http {
     access_log off;
     server {
@@ -94,8 +100,7 @@ http {
     }
 }
 CONF
-"$NGINX" -p "$tmp/standin" -c "$tmp/standin/nginx.conf" -g 'daemon off;' 2>"$tmp/standin/out" &
-remember $!
+run_nginx standin
 
 # --- the service, as deployed: audit on (to a file, as the journal takes standard error) ---
 key=bench-frontend-key-0123456789
@@ -145,13 +150,8 @@ forward_add=$(add_headers <<<"$forward_answer")
 # --- nginx: the decision ceiling (TCP, HTTP/1.1 and h2c) and the ideal decision service (Unix socket) ---
 CEILING_PORT=$(free_port)
 CEILING_H2_PORT=$(free_port)
-mkdir -p "$tmp/ceiling"
-cat >"$tmp/ceiling/nginx.conf" <<CONF
-$USER_LINE
-worker_processes 1;
-pid $tmp/ceiling/nginx.pid;
-error_log $tmp/ceiling/error.log;
-events { worker_connections 4096; }
+nginx_head ceiling
+cat >>"$tmp/ceiling/nginx.conf" <<CONF
 http {
     access_log off;
     keepalive_requests 1000000;
@@ -170,24 +170,19 @@ $live_add
     }
 }
 CONF
-"$NGINX" -p "$tmp/ceiling" -c "$tmp/ceiling/nginx.conf" -g 'daemon off;' 2>"$tmp/ceiling/out" &
-remember $!
+run_nginx ceiling
 wait_http "http://127.0.0.1:$CEILING_PORT/v1/nginx"
 
 # --- nginx frontends: the shipped files with the service, the same with the ideal service, a plain proxy ---
 export NGINX_WORKER_CONNECTIONS=4096
-mkdir -p "$tmp/nginx-service" "$tmp/nginx-ideal" "$tmp/nginx-plain"
+mkdir -p "$tmp/nginx-service" "$tmp/nginx-ideal"
 start_nginx "$NGINX" "$tmp/nginx-service" "$tmp/authz.sock" "$STANDIN_PORT"
 NGINX_SERVICE_PORT=$NGINX_PORT
 start_nginx "$NGINX" "$tmp/nginx-ideal" "$tmp/ideal.sock" "$STANDIN_PORT"
 NGINX_IDEAL_PORT=$NGINX_PORT
 NGINX_PLAIN_PORT=$(free_port)
-cat >"$tmp/nginx-plain/nginx.conf" <<CONF
-$USER_LINE
-worker_processes 1;
-pid $tmp/nginx-plain/nginx.pid;
-error_log $tmp/nginx-plain/error.log;
-events { worker_connections 4096; }
+nginx_head nginx-plain
+cat >>"$tmp/nginx-plain/nginx.conf" <<CONF
 http {
     access_log $tmp/nginx-plain/access.log;
     upstream pms { server 127.0.0.1:$STANDIN_PORT; keepalive 32; }
@@ -204,8 +199,7 @@ http {
     }
 }
 CONF
-"$NGINX" -p "$tmp/nginx-plain" -c "$tmp/nginx-plain/nginx.conf" -g 'daemon off;' 2>"$tmp/nginx-plain/out" &
-remember $!
+run_nginx nginx-plain
 wait_http "http://127.0.0.1:$NGINX_PLAIN_PORT/"
 
 # --- Envoy 1.40 (one worker): the shipped ext_authz configs (gRPC and HTTP), and the gRPC one without
@@ -340,7 +334,7 @@ grpc_status=$(nghttp -v -d "$tmp/check.bin" -H 'content-type: application/grpc' 
 run_h2load grpc-check-direct 4 32 "http://127.0.0.1:$GRPC_PORT/envoy.service.auth.v3.Authorization/Check" \
     -d "$tmp/check.bin" -H 'content-type: application/grpc' -H 'te: trailers' -H "x-plexauthz-key: $key"
 
-fact pms_validations "$(($(validations) - validations_before)) (the Live TV token's, at the first request)"
+fact pms_validations "$(($(validations) - validations_before)) (one per validation-cache lifetime of the one token used)"
 fact audit_lines "$(($(grep -c plexlabelproxy_audit "$tmp/service.log" || true) - audit_before))"
 fact rss_after_load_mib "$(rss_mib "$service_pid")"
 fact anon_after_load_mib "$(anon_mib "$service_pid")"
