@@ -49,6 +49,9 @@ final class HTTP1DecisionHandler: ChannelDuplexHandler {
     private var nextSequence = 0
     private var unflushed = false
     private var readHeld = false
+    /// False once the handler left the pipeline (the connection closed): a late answer is dropped, never
+    /// written through a context that is no longer valid.
+    private var inPipeline = true
 
     init(service: DecisionService, transport: ListenerTransport, slow: AsyncStream<PendingHTTP1Answer>.Continuation) {
         self.service = service
@@ -86,6 +89,7 @@ final class HTTP1DecisionHandler: ChannelDuplexHandler {
 
     /// A waiting decision's answer: written with every ready answer behind it, in order.
     func answered(_ sequence: Int, _ response: ServerResponse, context: ChannelHandlerContext) {
+        guard inPipeline else { return }
         let index = sequence - firstQueued
         guard index >= 0, index < queue.count else { return }
         queue[index] = response
@@ -101,6 +105,11 @@ final class HTTP1DecisionHandler: ChannelDuplexHandler {
             readHeld = false
             context.read()
         }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        inPipeline = false
+        queue.removeAll()
     }
 
     func read(context: ChannelHandlerContext) {

@@ -33,7 +33,7 @@ public final class BufferedAuditSink: AuditSink, @unchecked Sendable {
     private static let busy = 1
 
     private let fileDescriptor: Int32
-    /// `idle` while the writer sleeps waiting for lines; guards every `var` below but `spare`.
+    /// `idle` while the writer sleeps waiting for lines; guards every `var` below.
     private let condition = ConditionLock(value: BufferedAuditSink.idle)
     private var buffer: [UInt8] = []
     private var writerIdle = true
