@@ -8,9 +8,9 @@ import NIOConcurrencyHelpers
 public final class StatusBoard: Sendable {
     public struct Recent: Sendable, Equatable {
         public var time: Timestamp
-        /// The path's bytes as received; escaped (as audit lines write it) only when the page is rendered, so
-        /// a decision does not pay for it.
-        var pathBytes: ArraySlice<UInt8>
+        /// A copy of the path's bytes (never a slice of the target: that would keep its query, and the token
+        /// in it, alive); escaped as audit lines write it only when the page is rendered.
+        var pathBytes: [UInt8]
         public var rule: String
         public var outcome: String
         public var token: String
@@ -53,7 +53,7 @@ public final class StatusBoard: Sendable {
         let entry =
             listed
             ? Recent(
-                time: now, pathBytes: classification.target.path, rule: decision.rule.rawValue,
+                time: now, pathBytes: Array(classification.target.path), rule: decision.rule.rawValue,
                 outcome: outcome,
                 token: tokenFingerprint ?? classification.token.token?.fingerprint ?? Fingerprint.missing) : nil
         state.withLockedValue { state in
