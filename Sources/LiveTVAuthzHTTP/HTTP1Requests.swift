@@ -42,10 +42,9 @@ final class HTTP1DecisionHandler: ChannelDuplexHandler {
     private let service: DecisionService
     private let transport: ListenerTransport
     private let slow: AsyncStream<PendingHTTP1Answer>.Continuation
-    /// Answers not yet written, in request order; `nil` while that decision waits for PMS.
+    /// Answers not yet written, in request order; `nil` while that decision waits for PMS. They belong to the
+    /// last `queue.count` requests: `queue[0]` is request `nextSequence - queue.count`.
     private var queue: [ServerResponse?] = []
-    /// The sequence number of `queue[0]`.
-    private var firstQueued = 0
     private var nextSequence = 0
     private var unflushed = false
     private var readHeld = false
@@ -66,14 +65,12 @@ final class HTTP1DecisionHandler: ChannelDuplexHandler {
         switch service.begin(request, transport: transport) {
         case .ready(let response):
             if queue.isEmpty {
-                firstQueued = nextSequence
                 context.write(wrapOutboundOut(response), promise: nil)
                 unflushed = true
             } else {
                 queue.append(response)
             }
         case .pending(let pending):
-            if queue.isEmpty { firstQueued = sequence }
             queue.append(nil)
             slow.yield(PendingHTTP1Answer(pending: pending, sequence: sequence, handler: self, context: context))
         }
@@ -90,13 +87,12 @@ final class HTTP1DecisionHandler: ChannelDuplexHandler {
     /// A waiting decision's answer: written with every ready answer behind it, in order.
     func answered(_ sequence: Int, _ response: ServerResponse, context: ChannelHandlerContext) {
         guard inPipeline else { return }
-        let index = sequence - firstQueued
+        let index = sequence - (nextSequence - queue.count)
         guard index >= 0, index < queue.count else { return }
         queue[index] = response
         var wrote = false
         while let first = queue.first, let ready = first {
             queue.removeFirst()
-            firstQueued += 1
             context.write(wrapOutboundOut(ready), promise: nil)
             wrote = true
         }
