@@ -219,14 +219,11 @@ public final class FakePMS: Sendable {
         }
         response.headers.append(("X-Plex-Protocol", "1.0"))
         guard record else { return response }
-        guard config.recordRequests else {
-            state.withLockedValue { $0.counts[path, default: 0] += 1 }
-            return response
-        }
+        state.withLockedValue { $0.counts[path, default: 0] += 1 }
+        guard config.recordRequests else { return response }
         let labelled = Self.labelTokens(rawQuery, config)
         state.withLockedValue { state in
             state.seq += 1
-            state.counts[path, default: 0] += 1
             state.log.append(
                 RecordedRequest(
                     seq: state.seq, method: request.method, path: path, rawQuery: labelled,
