@@ -51,16 +51,7 @@ public enum Fingerprint {
     /// Runs on every audited decision (source and token), so it hashes the string's own bytes and writes
     /// the 23 characters in place: no intermediate arrays.
     public static func of(_ value: String) -> String {
-        var value = value
-        let digest = value.withUTF8 { bytes in
-            var start = 0
-            var end = bytes.count
-            while start < end, ASCII.isWhitespace(bytes[start]) { start += 1 }
-            while end > start, ASCII.isWhitespace(bytes[end - 1]) { end -= 1 }
-            var hasher = SHA256()
-            hasher.update(bufferPointer: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[start..<end])))
-            return hasher.finalize()
-        }
+        let digest = sha256(value)
         return String(unsafeUninitializedCapacity: 23) { out in
             for (index, byte) in "sha256:".utf8.enumerated() { out[index] = byte }
             digest.withUnsafeBytes { hash in
@@ -70,6 +61,21 @@ public enum Fingerprint {
                 }
             }
             return 23
+        }
+    }
+
+    /// SHA-256 of the trimmed value's UTF-8 bytes, hashed in place (fingerprints, and the validation
+    /// cache's key, whose token is trimmed already).
+    public static func sha256(_ value: String) -> SHA256.Digest {
+        var value = value
+        return value.withUTF8 { bytes in
+            var start = 0
+            var end = bytes.count
+            while start < end, ASCII.isWhitespace(bytes[start]) { start += 1 }
+            while end > start, ASCII.isWhitespace(bytes[end - 1]) { end -= 1 }
+            var hasher = SHA256()
+            hasher.update(bufferPointer: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[start..<end])))
+            return hasher.finalize()
         }
     }
 }

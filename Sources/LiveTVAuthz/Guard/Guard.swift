@@ -92,6 +92,9 @@ public final class Guard: Sendable {
         let now: Timestamp
         let blocked: Bool
         let owner: PlexToken
+        /// The inbound token's fingerprint (or `missing`), computed once: the cooldown, tracking, the audit
+        /// line and the status page all name the token by it.
+        let tokenFingerprint: String
     }
 
     /// The whole decision (waits for PMS when it must).
@@ -116,6 +119,7 @@ public final class Guard: Sendable {
         let now = clock.now()
         let blocked = state.isBlocked(source: source.fingerprint, at: now)
         let token = classification.token.token
+        let tokenFingerprint = token?.fingerprint ?? Fingerprint.missing
         // §12: the tracked session a media request, keep-alive or teardown names.
         var session: TrackedSession? = nil
         var tracked = TrackedMatch.none
@@ -127,7 +131,7 @@ public final class Guard: Sendable {
             if let token {
                 relation =
                     token.constantTimeEquals(ownerToken)
-                    ? .owner : token.fingerprint == named.userToken ? .trackedUser : .other
+                    ? .owner : tokenFingerprint == named.userToken ? .trackedUser : .other
             } else {
                 relation = .absent
             }
@@ -136,12 +140,12 @@ public final class Guard: Sendable {
         }
         let facts = Facts(
             request: request, classification: classification, playback: playback, session: session, tracked: tracked,
-            source: source, now: now, blocked: blocked, owner: ownerToken)
+            source: source, now: now, blocked: blocked, owner: ownerToken, tokenFingerprint: tokenFingerprint)
         let tokenState: InboundTokenState
         if let token {
             if token.constantTimeEquals(ownerToken) {
                 tokenState = .owner
-            } else if state.isCoolingDown(source: source.fingerprint, token: token.fingerprint, at: now) {
+            } else if state.isCoolingDown(source: source.fingerprint, token: tokenFingerprint, at: now) {
                 tokenState = .coolingDown
             } else {
                 tokenState = .unproven
@@ -187,7 +191,7 @@ public final class Guard: Sendable {
         let request = facts.request
         let source = facts.source
         let now = facts.now
-        let tokenFingerprint = classification.token.token?.fingerprint ?? Fingerprint.missing
+        let tokenFingerprint = facts.tokenFingerprint
         if judgement.startsCooldown {
             state.recordDenial(source: source.fingerprint, token: tokenFingerprint, at: now)
         }

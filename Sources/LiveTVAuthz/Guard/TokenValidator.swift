@@ -137,13 +137,7 @@ struct TokenKey: Hashable, Sendable {
 
     /// Every cached decision makes one: the token's bytes are hashed in place, no arrays.
     init(_ token: PlexToken) {
-        var value = token.value
-        let digest = value.withUTF8 { bytes in
-            var hasher = SHA256()
-            hasher.update(bufferPointer: UnsafeRawBufferPointer(bytes))
-            return hasher.finalize()
-        }
-        words = digest.withUnsafeBytes { raw in
+        words = Fingerprint.sha256(token.value).withUnsafeBytes { raw in
             (
                 raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self),
                 raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
